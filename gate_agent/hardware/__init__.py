@@ -1,0 +1,1 @@
+"""Adapters for the camera, decoders, thermometer and signals: the only home of device libraries."""

@@ -1,0 +1,1 @@
+"""The central side: sync protocol, central server, storage and the admin CLI."""

@@ -1,0 +1,28 @@
+"""Errors of the central side, drawn once.
+
+SyncError
+ ├── StoreError                    the central database could not be used
+ ├── IssuerKeyError  (LookupError) no usable issuer key, or a key file that is wrong
+ ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
+ └── Conflict        (ValueError)  what the admin asked for already exists
+"""
+
+
+class SyncError(Exception):
+    """Base of every error the central side raises on purpose."""
+
+
+class StoreError(SyncError):
+    """The central database could not be opened or used."""
+
+
+class IssuerKeyError(SyncError, LookupError):
+    """No usable issuer key, or a key file that is missing or unsafe."""
+
+
+class NotFound(SyncError, LookupError):
+    """The named pass, key or gate does not exist."""
+
+
+class Conflict(SyncError, ValueError):
+    """What the admin asked to create already exists."""

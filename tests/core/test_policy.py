@@ -1,0 +1,427 @@
+"""The decision core, rule by rule, and the promise that no altered pass is ever allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gate_agent.core.passes import (
+    ExitQuota,
+    IssuerKey,
+    Keyring,
+    PassKind,
+    PassRefusal,
+    Scope,
+    VerifiedPass,
+    sign,
+    verify,
+)
+from gate_agent.core.policy import (
+    Decision,
+    GateIdentity,
+    GateLists,
+    Isolation,
+    PassHistory,
+    PolicySettings,
+    PriorEntry,
+    decide,
+)
+from gate_agent.core.reasons import (
+    PASS_TEXT_REASONS,
+    Direction,
+    GateMode,
+    NextStep,
+    Outcome,
+    Reason,
+)
+from tests.core.test_passes import KEY, VECTORS, fields_from
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+GATE = GateIdentity("LGQ-012-N", "LGQ-012", "LGQ")
+RESIDENT = fields_from(VECTORS["vectors"][0]["fields"])  # compound LGQ-012, quota 1/2
+IN, OUT = Direction.IN, Direction.OUT
+ALLOW, DENY, RECHECK = Outcome.ALLOW, Outcome.DENY, Outcome.RECHECK
+
+
+def prior(direction: Direction, outcome: Outcome, reason: Reason, ago: timedelta) -> PriorEntry:
+    return PriorEntry(direction, outcome, reason, NOW - ago)
+
+
+@dataclass
+class Case:
+    """One row of the rule table: what differs from a healthy resident walking in."""
+
+    name: str
+    outcome: Outcome
+    reason: Reason
+    direction: Direction = IN
+    mode: GateMode = GateMode.SCREENING
+    temperature: float | None = 36.5
+    fields: dict[str, object] = field(default_factory=dict)
+    lists: GateLists = field(default_factory=GateLists)
+    history: PassHistory = field(default_factory=PassHistory)
+    alert: bool = False
+
+
+ISOLATED = GateLists(
+    isolations=(Isolation("LGQ012-H0301", NOW - timedelta(days=3), NOW + timedelta(days=11)),)
+)
+ISOLATION_OVER = GateLists(
+    isolations=(Isolation("LGQ012-H0301", NOW - timedelta(days=14), NOW - timedelta(hours=1)),)
+)
+MIN = timedelta(minutes=1)
+
+CASES = [
+    Case("healthy resident walks in", ALLOW, Reason.OK),
+    Case("resident walks out, exits unscreened", ALLOW, Reason.OK, OUT, temperature=None),
+    Case(
+        "not yet valid", DENY, Reason.NOT_YET_VALID, fields={"valid_from": NOW + timedelta(hours=1)}
+    ),
+    Case("expired", DENY, Reason.EXPIRED, fields={"valid_until": NOW}),
+    Case(
+        "revoked",
+        DENY,
+        Reason.REVOKED,
+        lists=GateLists(revoked=frozenset({"P7K2M9QX4T"})),
+        alert=True,
+    ),
+    Case(
+        "other compound",
+        DENY,
+        Reason.OUT_OF_SCOPE,
+        fields={"scope": Scope.parse("compound:LGQ-013")},
+    ),
+    Case(
+        "other community", DENY, Reason.OUT_OF_SCOPE, fields={"scope": Scope.parse("community:XYZ")}
+    ),
+    Case("our community", ALLOW, Reason.OK, fields={"scope": Scope.parse("community:LGQ")}),
+    Case("listed gate", ALLOW, Reason.OK, fields={"scope": Scope.parse("gates:X,LGQ-012-N")}),
+    Case(
+        "not a listed gate",
+        DENY,
+        Reason.OUT_OF_SCOPE,
+        fields={"scope": Scope.parse("gates:LGQ-012-S")},
+    ),
+    Case(
+        "isolated household goes out",
+        DENY,
+        Reason.QUARANTINED_EXIT,
+        OUT,
+        lists=ISOLATED,
+        alert=True,
+    ),
+    Case(
+        "isolated household goes out even in open mode",
+        DENY,
+        Reason.QUARANTINED_EXIT,
+        OUT,
+        mode=GateMode.OPEN,
+        lists=ISOLATED,
+        alert=True,
+    ),
+    Case("isolated household comes home", ALLOW, Reason.OK, IN, lists=ISOLATED),
+    Case("isolation over", ALLOW, Reason.OK, OUT, lists=ISOLATION_OVER),
+    Case("open mode needs no temperature", ALLOW, Reason.OK, mode=GateMode.OPEN, temperature=None),
+    Case("open mode ignores fever", ALLOW, Reason.OK, mode=GateMode.OPEN, temperature=39.0),
+    Case(
+        "open mode still refuses expired",
+        DENY,
+        Reason.EXPIRED,
+        mode=GateMode.OPEN,
+        fields={"valid_until": NOW - MIN},
+    ),
+    Case("lockdown lets residents in", ALLOW, Reason.OK, mode=GateMode.LOCKDOWN),
+    Case(
+        "lockdown lets tenants in",
+        ALLOW,
+        Reason.OK,
+        mode=GateMode.LOCKDOWN,
+        fields={"kind": PassKind.TENANT},
+    ),
+    *[
+        Case(
+            f"lockdown refuses {kind} in",
+            DENY,
+            Reason.LOCKDOWN_RESIDENTS_ONLY,
+            mode=GateMode.LOCKDOWN,
+            fields={"kind": kind},
+        )
+        for kind in (PassKind.VISITOR, PassKind.WORKER, PassKind.DELIVERY, PassKind.VEHICLE)
+    ],
+    Case(
+        "lockdown lets a visitor leave",
+        ALLOW,
+        Reason.OK,
+        OUT,
+        mode=GateMode.LOCKDOWN,
+        fields={"kind": PassKind.VISITOR},
+    ),
+    Case("screening lets a visitor in", ALLOW, Reason.OK, fields={"kind": PassKind.VISITOR}),
+    Case(
+        "in twice",
+        DENY,
+        Reason.ALREADY_INSIDE,
+        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, timedelta(hours=2))),
+    ),
+    Case(
+        "out twice",
+        DENY,
+        Reason.ALREADY_OUTSIDE,
+        OUT,
+        history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, timedelta(hours=2))),
+    ),
+    Case(
+        "in after out",
+        ALLOW,
+        Reason.OK,
+        history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, timedelta(hours=2))),
+    ),
+    Case(
+        "in twice, first one long ago",
+        ALLOW,
+        Reason.OK,
+        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, timedelta(hours=13))),
+    ),
+    Case(
+        "in twice, clock went back",
+        ALLOW,
+        Reason.OK,
+        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, -timedelta(hours=1))),
+    ),
+    Case(
+        "open mode has no passback",
+        ALLOW,
+        Reason.OK,
+        mode=GateMode.OPEN,
+        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, MIN)),
+    ),
+    Case(
+        "quota used by another member",
+        DENY,
+        Reason.QUOTA_USED,
+        OUT,
+        history=PassHistory(household_exits=(NOW - timedelta(days=1),)),
+    ),
+    Case(
+        "quota free again after the period",
+        ALLOW,
+        Reason.OK,
+        OUT,
+        history=PassHistory(household_exits=(NOW - timedelta(days=2, minutes=1),)),
+    ),
+    Case(
+        "quota applies to exits only",
+        ALLOW,
+        Reason.OK,
+        IN,
+        history=PassHistory(household_exits=(NOW - timedelta(hours=1),)),
+    ),
+    Case(
+        "no quota rule on the pass",
+        ALLOW,
+        Reason.OK,
+        OUT,
+        fields={"exit_quota": None},
+        history=PassHistory(household_exits=(NOW - timedelta(hours=1),) * 5),
+    ),
+    Case(
+        "quota of two",
+        ALLOW,
+        Reason.OK,
+        OUT,
+        fields={"exit_quota": ExitQuota(2, 2)},
+        history=PassHistory(household_exits=(NOW - timedelta(hours=1),)),
+    ),
+    Case("no temperature", RECHECK, Reason.TEMPERATURE_MISSING, temperature=None),
+    Case("implausibly cold reading", RECHECK, Reason.TEMPERATURE_IMPLAUSIBLE, temperature=33.9),
+    Case("just below fever", ALLOW, Reason.OK, temperature=37.29),
+    Case("first fever reading", RECHECK, Reason.RECHECK_TEMPERATURE, temperature=37.3),
+    Case(
+        "second fever reading",
+        DENY,
+        Reason.FEVER,
+        temperature=37.8,
+        alert=True,
+        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 5 * MIN)),
+    ),
+    Case(
+        "fine on re-check",
+        ALLOW,
+        Reason.OK,
+        temperature=36.9,
+        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 5 * MIN)),
+    ),
+    Case(
+        "second fever reading long after the first",
+        RECHECK,
+        Reason.RECHECK_TEMPERATURE,
+        temperature=37.8,
+        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 16 * MIN)),
+    ),
+    Case(
+        "lockdown screens too",
+        RECHECK,
+        Reason.RECHECK_TEMPERATURE,
+        mode=GateMode.LOCKDOWN,
+        temperature=38.0,
+    ),
+    Case(
+        "revoked beats everything else",
+        DENY,
+        Reason.REVOKED,
+        OUT,
+        lists=GateLists(revoked=frozenset({"P7K2M9QX4T"}), isolations=ISOLATED.isolations),
+        alert=True,
+    ),
+]
+
+
+def run(case: Case, settings_: PolicySettings | None = None) -> Decision:
+    fields = replace(RESIDENT, **case.fields)  # type: ignore[arg-type]
+    return decide(
+        VerifiedPass(fields, VECTORS["key_id"]),
+        case.direction,
+        gate=GATE,
+        lists=case.lists,
+        mode=case.mode,
+        temperature_celsius=case.temperature,
+        history=case.history,
+        now=NOW,
+        settings=settings_ or PolicySettings(),
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_rule_table(case: Case) -> None:
+    decision = run(case)
+    assert (decision.outcome, decision.reason, decision.alert) == (
+        case.outcome,
+        case.reason,
+        case.alert,
+    )
+
+
+def test_every_policy_reason_is_reached_by_the_table() -> None:
+    reached = {case.reason for case in CASES}
+    assert set(Reason) - PASS_TEXT_REASONS <= reached
+
+
+def test_screening_exits_when_configured() -> None:
+    case = Case("fever going out", RECHECK, Reason.RECHECK_TEMPERATURE, OUT, temperature=38.2)
+    assert run(case).outcome is ALLOW
+    assert run(case, PolicySettings(screen_exits=True)).reason is Reason.RECHECK_TEMPERATURE
+
+
+def test_thresholds_come_from_settings() -> None:
+    case = Case("37.0", ALLOW, Reason.OK, temperature=37.0)
+    assert run(case).outcome is ALLOW
+    assert run(case, PolicySettings(fever_celsius=37.0)).reason is Reason.RECHECK_TEMPERATURE
+    with pytest.raises(ValueError):
+        PolicySettings(fever_celsius=33.0)
+
+
+def test_next_steps_tell_the_guard_what_to_do() -> None:
+    assert run(CASES[0]).next_step is NextStep.LET_THROUGH
+    fever = next(c for c in CASES if c.reason is Reason.FEVER)
+    assert run(fever).next_step is NextStep.REFER_FEVER_CLINIC
+    first = next(c for c in CASES if c.reason is Reason.RECHECK_TEMPERATURE)
+    assert run(first).next_step is NextStep.REST_AND_REMEASURE
+
+
+@pytest.mark.parametrize("mode", list(GateMode))
+def test_a_refused_pass_is_denied_in_every_mode(mode: GateMode) -> None:
+    for reason in (Reason.BAD_SIGNATURE, Reason.TRUNCATED, Reason.UNKNOWN_KEY):
+        decision = decide(
+            PassRefusal(reason),
+            IN,
+            gate=GATE,
+            lists=GateLists(),
+            mode=mode,
+            temperature_celsius=36.5,
+            history=PassHistory(),
+            now=NOW,
+            settings=PolicySettings(),
+        )
+        assert (decision.outcome, decision.reason) == (DENY, reason)
+        assert decision.alert is (reason is Reason.BAD_SIGNATURE)
+
+
+def test_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        decide(
+            PassRefusal(Reason.MALFORMED),
+            IN,
+            gate=GATE,
+            lists=GateLists(),
+            mode=GateMode.OPEN,
+            temperature_celsius=None,
+            history=PassHistory(),
+            now=datetime(2026, 3, 1),
+            settings=PolicySettings(),
+        )
+
+
+# A pass valid at NOW at this gate, signed by the gate's trusted key.
+_LIVE = sign(
+    replace(RESIDENT, valid_from=NOW - timedelta(days=1), valid_until=NOW + timedelta(days=30)),
+    KEY,
+)
+_KEYRING = Keyring(
+    [IssuerKey(KEY.public_key()), IssuerKey(Ed25519PrivateKey.generate().public_key())]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(0, len(_LIVE) - 1),
+    st.characters(min_codepoint=0, max_codepoint=0x10FFFF),
+    st.sampled_from(["sub", "ins", "del", "cut"]),
+    st.sampled_from(list(GateMode)),
+    st.sampled_from(list(Direction)),
+)
+def test_no_mutation_of_a_valid_pass_is_ever_allowed(
+    i: int, ch: str, op: str, mode: GateMode, direction: Direction
+) -> None:
+    if op == "sub":
+        mutated = _LIVE[:i] + ch + _LIVE[i + 1 :]
+    elif op == "ins":
+        mutated = _LIVE[:i] + ch + _LIVE[i:]
+    elif op == "del":
+        mutated = _LIVE[:i] + _LIVE[i + 1 :]
+    else:
+        mutated = _LIVE[:i]
+    if mutated == _LIVE:
+        return
+    decision = decide(
+        verify(mutated, _KEYRING),
+        direction,
+        gate=GATE,
+        lists=GateLists(),
+        mode=mode,
+        temperature_celsius=36.5,
+        history=PassHistory(),
+        now=NOW,
+        settings=PolicySettings(),
+    )
+    assert decision.outcome is DENY
+
+
+def test_the_unmutated_pass_is_allowed_in_every_mode() -> None:
+    for mode in GateMode:
+        decision = decide(
+            verify(_LIVE, _KEYRING),
+            IN,
+            gate=GATE,
+            lists=GateLists(),
+            mode=mode,
+            temperature_celsius=36.5,
+            history=PassHistory(),
+            now=NOW,
+            settings=PolicySettings(),
+        )
+        assert decision.allowed
