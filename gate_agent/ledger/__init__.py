@@ -1,1 +1,16 @@
 """The gate's SQLite ledger: append-only entries, local lists, the single writer."""
+
+from gate_agent.ledger.entries import Ledger
+from gate_agent.ledger.records import EntryDraft, StoredEntry
+from gate_agent.ledger.state import LIST_NAMES, GateState
+from gate_agent.ledger.verify import LedgerReport, verify_ledger_file
+
+__all__ = [
+    "LIST_NAMES",
+    "EntryDraft",
+    "GateState",
+    "Ledger",
+    "LedgerReport",
+    "StoredEntry",
+    "verify_ledger_file",
+]

@@ -1,0 +1,211 @@
+"""Numbered schema migrations of the ledger file; shipped ones are never edited, only appended."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlite_utils import Database, Migrations
+
+# The set's name keys its rows in sqlite-utils' _sqlite_migrations table, which other
+# sqlite-utils applications share: a file is ours only if it holds rows of this set.
+MIGRATION_SET = "gate-ledger"
+MIGRATIONS = Migrations(MIGRATION_SET)
+# Every registered name in order, so a file carrying one we lack can be told apart.
+MIGRATION_NAMES: list[str] = []
+
+_Step = TypeVar("_Step", bound=Callable[[Database], None])
+
+_V1_META_AND_ENTRIES = """
+CREATE TABLE meta (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    stream_id TEXT NOT NULL,
+    gate_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER meta_is_fixed_update BEFORE UPDATE ON meta
+BEGIN
+    SELECT RAISE(ABORT, 'ledger meta is fixed when the ledger is created');
+END;
+
+CREATE TRIGGER meta_is_fixed_delete BEFORE DELETE ON meta
+BEGIN
+    SELECT RAISE(ABORT, 'ledger meta is fixed when the ledger is created');
+END;
+
+CREATE TABLE entries (
+    seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+    stream_id TEXT NOT NULL,
+    gate_id TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    outcome TEXT NOT NULL CHECK (outcome IN ('allow', 'deny', 'recheck')),
+    reason TEXT NOT NULL,
+    wall_time TEXT NOT NULL,
+    monotonic_ns INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    clock_synced INTEGER NOT NULL CHECK (clock_synced IN (0, 1)),
+    pass_id TEXT,
+    pass_kind TEXT,
+    household_id TEXT,
+    manual_identity TEXT,
+    temperature_celsius REAL,
+    temperature_raw TEXT NOT NULL,
+    ambient_celsius REAL,
+    temperature_model TEXT,
+    temperature_source TEXT CHECK (temperature_source IN ('sensor', 'manual')),
+    guard TEXT,
+    alert INTEGER NOT NULL CHECK (alert IN (0, 1)),
+    next_step TEXT,
+    note TEXT,
+    personal_digest TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    personal TEXT,
+    personal_salt BLOB,
+    CHECK ((personal IS NULL) = (personal_salt IS NULL)),
+    CHECK (personal IS NULL OR personal_digest IS NOT NULL)
+) STRICT;
+
+-- An insert must extend the chain: the next number, linked to the last hash.
+-- This also stops INSERT OR REPLACE, whose implicit delete fires no delete trigger.
+CREATE TRIGGER entries_extend_chain BEFORE INSERT ON entries
+WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM entries)
+    OR (NEW.seq > 1
+        AND NEW.prev_hash IS NOT (SELECT hash FROM entries WHERE seq = NEW.seq - 1))
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries must extend the chain at its end');
+END;
+
+CREATE TRIGGER entries_append_only_delete BEFORE DELETE ON entries
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only: delete refused');
+END;
+
+-- The one update allowed is the retention purge: personal data and salt to NULL,
+-- every other column as it was.
+CREATE TRIGGER entries_append_only_update BEFORE UPDATE ON entries
+WHEN NOT (
+    NEW.personal IS NULL AND NEW.personal_salt IS NULL
+    AND NEW.seq IS OLD.seq
+    AND NEW.stream_id IS OLD.stream_id
+    AND NEW.gate_id IS OLD.gate_id
+    AND NEW.direction IS OLD.direction
+    AND NEW.outcome IS OLD.outcome
+    AND NEW.reason IS OLD.reason
+    AND NEW.wall_time IS OLD.wall_time
+    AND NEW.monotonic_ns IS OLD.monotonic_ns
+    AND NEW.boot_id IS OLD.boot_id
+    AND NEW.clock_synced IS OLD.clock_synced
+    AND NEW.pass_id IS OLD.pass_id
+    AND NEW.pass_kind IS OLD.pass_kind
+    AND NEW.household_id IS OLD.household_id
+    AND NEW.manual_identity IS OLD.manual_identity
+    AND NEW.temperature_celsius IS OLD.temperature_celsius
+    AND NEW.temperature_raw IS OLD.temperature_raw
+    AND NEW.ambient_celsius IS OLD.ambient_celsius
+    AND NEW.temperature_model IS OLD.temperature_model
+    AND NEW.temperature_source IS OLD.temperature_source
+    AND NEW.guard IS OLD.guard
+    AND NEW.alert IS OLD.alert
+    AND NEW.next_step IS OLD.next_step
+    AND NEW.note IS OLD.note
+    AND NEW.personal_digest IS OLD.personal_digest
+    AND NEW.prev_hash IS OLD.prev_hash
+    AND NEW.hash IS OLD.hash
+)
+BEGIN
+    SELECT RAISE(ABORT, 'ledger entries are append-only: only the personal-data purge updates');
+END;
+
+CREATE INDEX entries_by_pass ON entries (pass_id, seq) WHERE pass_id IS NOT NULL;
+CREATE INDEX entries_by_household ON entries (household_id, wall_time)
+    WHERE household_id IS NOT NULL;
+CREATE INDEX entries_personal_by_time ON entries (wall_time) WHERE personal_salt IS NOT NULL;
+"""
+
+_V2_GATE_STATE = """
+CREATE TABLE list_versions (
+    name TEXT PRIMARY KEY CHECK (name IN ('keys', 'revocations', 'isolations', 'settings')),
+    version INTEGER NOT NULL CHECK (version >= 1),
+    applied_at TEXT NOT NULL
+) STRICT;
+
+-- Lists never go back to an older or equal version.
+CREATE TRIGGER list_versions_only_rise BEFORE UPDATE ON list_versions
+WHEN NEW.version <= OLD.version
+BEGIN
+    SELECT RAISE(ABORT, 'a gate list never goes back to an older or equal version');
+END;
+
+CREATE TABLE issuer_keys (
+    kid TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+    retired INTEGER NOT NULL CHECK (retired IN (0, 1))
+) STRICT;
+
+CREATE TABLE revocations (
+    pass_id TEXT PRIMARY KEY,
+    revoked_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE isolations (
+    household_id TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    PRIMARY KEY (household_id, starts_at),
+    CHECK (starts_at < ends_at)
+) STRICT;
+
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+"""
+
+
+def numbered(name: str) -> Callable[[_Step], _Step]:
+    """Register the next migration, whose name must start with its 4-digit number."""
+    expected = f"{len(MIGRATION_NAMES) + 1:04d}_"
+    if not name.startswith(expected):
+        raise ValueError(f"migration {name!r} must be numbered {expected!r}")
+    MIGRATION_NAMES.append(name)
+    return MIGRATIONS(name=name)
+
+
+@numbered("0001_entries")
+def _meta_and_entries(db: Database) -> None:
+    """The meta row and the append-only, hash-chained entries."""
+    run_script(db, _V1_META_AND_ENTRIES)
+
+
+@numbered("0002_gate_lists")
+def _gate_lists(db: Database) -> None:
+    """The gate's lists: issuer keys, revocations, isolations, settings."""
+    run_script(db, _V2_GATE_STATE)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (triggers with inner ``;`` kept whole)."""
+    statements: list[str] = []
+    pending = ""
+    *pieces, tail = script.split(";")
+    for piece in pieces:
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if (pending + tail).strip():
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending + tail!r}")
+    return statements
+
+
+def run_script(db: Database, script: str) -> None:
+    """Run a migration's SQL inside the transaction ``Migrations.apply`` holds open."""
+    # Statement by statement, never executescript: sqlite3's would commit the open
+    # transaction first, splitting a migration from its record.
+    for statement in split_statements(script):
+        db.execute(statement)
