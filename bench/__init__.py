@@ -1,0 +1,1 @@
+"""Benchmarks of the gate station; each prints its results as JSON."""

@@ -1,0 +1,104 @@
+"""Image files and camera frames turned into the 8-bit grayscale arrays the decoders read."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gate_agent.errors import ImageError
+
+Gray: TypeAlias = NDArray[np.uint8]
+"""A 2-D, C-contiguous uint8 array: one byte per pixel, 0 black, 255 white."""
+
+# Leading bytes of the formats we expect, to tell "not an image" from "a damaged one".
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"WEBP", 8, "WebP"),
+    (b"GIF8", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+)
+
+# OpenCV's log level is process-wide; the lock keeps concurrent loads from restoring it wrongly.
+_LOG_LOCK = threading.Lock()
+
+
+def to_gray(frame: NDArray[Any]) -> Gray:
+    """Convert a camera frame or decoded image (gray, BGR or BGRA; 8 or 16 bit) to `Gray`."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"expected a numpy array, got {type(frame).__name__}")
+    if frame.size == 0:
+        raise ValueError(f"expected a non-empty image, got shape {frame.shape}")
+    if frame.dtype == np.uint16:
+        # 16-bit PNG/TIFF: keep the high byte, which is what an 8-bit decode would give.
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or uint16 pixels, got {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return np.ascontiguousarray(frame)
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise ValueError(f"expected a 2-D gray or 3-D BGR/BGRA array, got shape {frame.shape}")
+    gray = cv2.cvtColor(np.ascontiguousarray(frame[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    if frame.shape[2] == 4:
+        # Composite over white: a code drawn on a transparent background stores its light
+        # modules as transparent black, which would otherwise read as a black square.
+        alpha = frame[:, :, 3].astype(np.uint16)
+        blended = (gray.astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255
+        gray = blended.astype(np.uint8)
+    return np.ascontiguousarray(gray, dtype=np.uint8)
+
+
+def load_gray(path: Path) -> Gray:
+    """Read an image file (PNG, JPEG, WebP, BMP, TIFF, ...) as `Gray`; ImageError if unreadable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise ImageError(f"{path}: empty file")
+    # imdecode on bytes rather than imread on a path: imread cannot open non-ASCII paths
+    # on every platform. UNCHANGED keeps alpha so to_gray can composite it over white.
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        with _LOG_LOCK:
+            # OpenCV logs its own line to stderr for undecodable data; ours carries the reason.
+            previous = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+            try:
+                image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            finally:
+                cv2.utils.logging.setLogLevel(previous)
+    except cv2.error as exc:
+        raise ImageError(f"{path}: {_describe(data)} ({_first_line(exc)})") from exc
+    if image is None or image.size == 0:
+        raise ImageError(f"{path}: {_describe(data)}")
+    try:
+        return to_gray(image)
+    except ValueError as exc:
+        raise ImageError(f"{path}: unsupported pixel layout ({exc})") from exc
+
+
+def _describe(data: bytes) -> str:
+    """Say why bytes did not decode: an unknown format or a damaged/unsupported known one."""
+    for magic, offset, name in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return f"{name} data that OpenCV cannot decode (truncated, damaged or unsupported)"
+    return "not an image (unrecognised file format)"
+
+
+def _first_line(exc: BaseException) -> str:
+    """Return the first non-empty line of an exception message; cv2.error spans many lines."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
