@@ -1,0 +1,205 @@
+"""The central store on SQLite: issuer keys, issued passes, revocations and list versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate_agent.core.passes import PassFields, key_id
+from sync.errors import Conflict, NotFound, StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS issuer_keys (
+    kid TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    retired_at TEXT
+);
+CREATE TABLE IF NOT EXISTS passes (
+    pass_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    valid_from TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    exit_quota TEXT,
+    key_id TEXT NOT NULL REFERENCES issuer_keys(kid),
+    text TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    revoked_at TEXT,
+    revoke_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS passes_household ON passes(household_id);
+CREATE TABLE IF NOT EXISTS list_versions (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """An issuer key as the centre records it."""
+
+    kid: str
+    public_key: bytes
+    created_at: str
+    retired_at: str | None
+
+
+@dataclass(frozen=True)
+class PassRow:
+    """An issued pass as the centre records it."""
+
+    pass_id: str
+    kind: str
+    household_id: str
+    text: str
+    valid_until: str
+    revoked_at: str | None
+    revoke_reason: str | None
+
+
+class CentralStore:
+    """The central database; one file, nothing to set up."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
+        self.path = path
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> CentralStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _bump(self, db: sqlite3.Connection, name: str) -> None:
+        db.execute(
+            "INSERT INTO list_versions(name, version) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET version = version + 1",
+            (name,),
+        )
+
+    def list_version(self, name: str) -> int:
+        """The current version of a downlink list; 0 when it never changed."""
+        row = self._db.execute("SELECT version FROM list_versions WHERE name = ?", (name,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def add_key(self, public_key: bytes, now: datetime) -> str:
+        """Record a new issuer public key; returns its key id."""
+        kid = key_id(Ed25519PublicKey.from_public_bytes(public_key))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO issuer_keys(kid, public_key, created_at) VALUES (?, ?, ?)",
+                (kid, public_key, _iso(now)),
+            )
+            self._bump(db, "keys")
+        return kid
+
+    def issuer_keys(self) -> list[KeyRow]:
+        """All issuer keys, oldest first."""
+        rows = self._db.execute(
+            "SELECT kid, public_key, created_at, retired_at FROM issuer_keys ORDER BY created_at"
+        )
+        return [KeyRow(*row) for row in rows]
+
+    def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
+        """Record an issued pass."""
+        quota = fields.exit_quota
+        if self._db.execute("SELECT 1 FROM passes WHERE pass_id = ?", (fields.pass_id,)).fetchone():
+            raise Conflict(f"pass {fields.pass_id} was issued already: reissue it under a new id")
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
+                " display_name, unit, exit_quota, key_id, text, issued_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fields.pass_id,
+                    fields.kind.value,
+                    fields.household_id,
+                    str(fields.scope),
+                    _iso(fields.valid_from),
+                    _iso(fields.valid_until),
+                    fields.display_name,
+                    fields.unit,
+                    f"{quota.exits}/{quota.days}" if quota else None,
+                    kid,
+                    text,
+                    _iso(now),
+                ),
+            )
+
+    def get_pass(self, pass_id: str) -> PassRow:
+        """One issued pass; NotFound when there is none."""
+        row = self._db.execute(
+            "SELECT pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
+            " FROM passes WHERE pass_id = ?",
+            (pass_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no pass {pass_id}")
+        return PassRow(*row)
+
+    def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
+        """Revoke a pass; False when it was already revoked. NotFound when unknown."""
+        self.get_pass(pass_id)
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE passes SET revoked_at = ?, revoke_reason = ?"
+                " WHERE pass_id = ? AND revoked_at IS NULL",
+                (_iso(now), reason, pass_id),
+            ).rowcount
+            if changed:
+                self._bump(db, "revocations")
+        return bool(changed)
+
+    def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Revoked passes still worth sending: (pass id, revoked at, reason).
+
+        A pass past its validity is refused as expired anyway, so gates need not
+        carry its revocation for ever.
+        """
+        rows = self._db.execute(
+            "SELECT pass_id, revoked_at, revoke_reason FROM passes"
+            " WHERE revoked_at IS NOT NULL AND valid_until > ? ORDER BY pass_id",
+            (_iso(now),),
+        )
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+
+def _iso(moment: datetime) -> str:
+    """UTC ISO 8601, so that stored times compare correctly as text."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.astimezone(UTC).isoformat()
