@@ -1,0 +1,226 @@
+"""`gate-agent`: the gate's command line (decode, check, verify-ledger, lists)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gate_agent.config import GateConfig, config_path, load_config
+from gate_agent.core import messages
+from gate_agent.core.passes import VerifiedPass
+from gate_agent.core.reasons import Direction, Outcome
+from gate_agent.errors import GateError
+from gate_agent.hardware.decoder import QrDecoder, decode_image_file
+from gate_agent.ledger.entries import Ledger
+from gate_agent.ledger.verify import verify_ledger_file
+from gate_agent.station import Evaluation, Station
+from sync.protocol import ListsBundle
+
+#: What a folder given to `decode` is searched for.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"})
+#: `check` exit codes, so scripts can branch on the outcome.
+EXIT_CODES = {Outcome.ALLOW: 0, Outcome.DENY: 3, Outcome.RECHECK: 4}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `gate-agent` command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.handler(args)
+        return result
+    except (GateError, ValueError, OSError) as exc:
+        print(f"gate-agent: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gate-agent", description=__doc__)
+    parser.add_argument("--config", help="gate.toml (env GATE_AGENT_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    decode = commands.add_parser("decode", help="read the QR codes in image files")
+    decode.add_argument("images", nargs="+", type=Path, help="image files or folders of them")
+    decode.add_argument("--json", action="store_true", help="one JSON object per image")
+    decode.set_defaults(handler=_decode)
+
+    check = commands.add_parser("check", help="verify a pass and decide, writing nothing")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("pass_text", nargs="?", help="the pass text as scanned")
+    source.add_argument("--image", type=Path, help="read the pass from a photo instead")
+    check.add_argument("--direction", choices=[d.value for d in Direction], default="in")
+    check.add_argument("--temperature", type=float, help="body temperature in °C")
+    check.add_argument("--json", action="store_true", help="print a JSON object")
+    check.set_defaults(handler=_check)
+
+    verify = commands.add_parser("verify-ledger", help="check the ledger's integrity and chain")
+    verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
+    verify.set_defaults(handler=_verify_ledger)
+
+    lists = commands.add_parser("lists", help="the centre's lists held by this gate")
+    lists_commands = lists.add_subparsers(dest="lists_command", required=True)
+    load = lists_commands.add_parser("import", help="apply a lists bundle file (offline path)")
+    load.add_argument("bundle", type=Path)
+    load.set_defaults(handler=_lists_import)
+    lists_commands.add_parser("show", help="list versions and sizes").set_defaults(
+        handler=_lists_show
+    )
+    return parser
+
+
+def _config(args: argparse.Namespace) -> GateConfig:
+    return load_config(config_path(args.config))
+
+
+def _open_ledger(config: GateConfig) -> Ledger:
+    return Ledger.open(config.ledger_path, gate_id=config.gate.id)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    decoder = QrDecoder()
+    failed = False
+    for path in _image_files(args.images):
+        result = decode_image_file(path, decoder)
+        failed |= result.error is not None
+        if args.json:
+            print(result.to_json(), flush=True)
+        elif result.error:
+            print(f"{path}: error: {result.error}")
+        else:
+            print(f"{path}: {' | '.join(result.texts) or '(no code)'}")
+    return 1 if failed else 0
+
+
+def _image_files(paths: Sequence[Path]) -> list[Path]:
+    """The files named, and the image files inside the folders named, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(path)  # a named file is tried whatever its name; errors say why
+    return found
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    text = args.pass_text
+    if args.image is not None:
+        result = decode_image_file(args.image, QrDecoder())
+        if result.error or not result.texts:
+            raise ValueError(f"{args.image}: {result.error or 'no QR code found'}")
+        text = result.texts[0]
+    with _open_ledger(config) as ledger:
+        evaluation = Station(config, ledger).evaluate(
+            text,
+            Direction(args.direction),
+            temperature_celsius=args.temperature,
+            now=datetime.now(UTC),
+        )
+    if args.json:
+        print(json.dumps(_evaluation_record(evaluation), ensure_ascii=False))
+    else:
+        print(_evaluation_lines(evaluation))
+    return EXIT_CODES[evaluation.decision.outcome]
+
+
+def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
+    decision = evaluation.decision
+    record: dict[str, object] = {
+        "outcome": decision.outcome.value,
+        "reason": decision.reason.value,
+        "next_step": decision.next_step.value,
+        "alert": decision.alert,
+        "direction": evaluation.direction.value,
+        "mode": evaluation.mode.value,
+        "temperature_celsius": evaluation.temperature_celsius,
+        "message_zh": messages.text(decision.reason, "zh"),
+        "message_en": messages.text(decision.reason, "en"),
+    }
+    if isinstance(evaluation.scan, VerifiedPass):
+        fields = evaluation.scan.fields
+        record["pass"] = {
+            "pass_id": fields.pass_id,
+            "kind": fields.kind.value,
+            "household_id": fields.household_id,
+            "display_name": fields.display_name,
+            "unit": fields.unit,
+            "scope": str(fields.scope),
+            "valid_from": fields.valid_from.isoformat(),
+            "valid_until": fields.valid_until.isoformat(),
+            "key_id": evaluation.scan.key_id,
+        }
+    else:
+        record["detail"] = evaluation.scan.detail
+    return record
+
+
+def _evaluation_lines(evaluation: Evaluation) -> str:
+    d = evaluation.decision
+    head = f"{messages.text(d.outcome)} {messages.text(d.outcome, 'en')}  [{d.reason}]"
+    lines = [
+        head,
+        f"  {messages.text(d.reason)} / {messages.text(d.reason, 'en')}",
+        f"  → {messages.text(d.next_step)} / {messages.text(d.next_step, 'en')}",
+    ]
+    if isinstance(evaluation.scan, VerifiedPass):
+        f = evaluation.scan.fields
+        lines.append(f"  {f.display_name} {f.unit} ({f.kind}) pass {f.pass_id}")
+    if d.alert:
+        lines.append("  ! alert raised")
+    return "\n".join(lines)
+
+
+def _verify_ledger(args: argparse.Namespace) -> int:
+    path = args.path or _config(args).ledger_path
+    report = verify_ledger_file(path)
+    if report.ok:
+        print(f"{path}: ok, {report.entries_checked} entries, chain intact")
+        return 0
+    print(f"{path}: BROKEN at entry {report.first_break_seq}: {report.problem}")
+    return 2
+
+
+def _lists_import(args: argparse.Namespace) -> int:
+    try:
+        bundle = ListsBundle.model_validate_json(args.bundle.read_bytes())
+    except ValidationError as exc:
+        raise ValueError(f"{args.bundle}: not a lists bundle: {exc}") from exc
+    config = _config(args)
+    with _open_ledger(config) as ledger:
+        applied = ledger.state.apply_snapshots(bundle.snapshots())
+        versions = ledger.state.list_versions()
+    for name, version in sorted(versions.items()):
+        state = "applied" if name in applied else "unchanged"
+        print(f"{name}: version {version} ({state})")
+    return 0
+
+
+def _lists_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _open_ledger(config) as ledger:
+        state = ledger.state
+        versions = state.list_versions()
+        sizes = {
+            "keys": len(state.issuer_keys()),
+            "revocations": len(state.revoked_pass_ids()),
+            "isolations": len(state.isolations()),
+            "settings": len(state.settings()),
+        }
+        ages = state.list_ages(datetime.now(UTC))
+    for name, version in sorted(versions.items()):
+        age = ages.get(name)
+        since = f", applied {age} ago" if age is not None else ""
+        print(f"{name}: version {version}, {sizes.get(name, 0)} items{since}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The station: assembles the gate's state from the ledger and asks the decision core.
+
+Now it evaluates a scanned text against the gate's local state without writing
+(what `gate-agent check` prints). The live scan loop, which commits each entry
+before it signals, builds on the same evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gate_agent.config import GateConfig
+from gate_agent.core.passes import Keyring, PassRefusal, VerifiedPass, verify
+from gate_agent.core.policy import (
+    Decision,
+    GateLists,
+    Isolation,
+    PassHistory,
+    PriorEntry,
+    decide,
+)
+from gate_agent.core.reasons import Direction, GateMode, Outcome, Reason
+from gate_agent.ledger.entries import Ledger
+from gate_agent.ledger.records import StoredEntry
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A scanned text, what verification made of it, and the decision."""
+
+    text: str
+    scan: VerifiedPass | PassRefusal
+    direction: Direction
+    mode: GateMode
+    temperature_celsius: float | None
+    decision: Decision
+
+
+class Station:
+    """The gate's state in one place: its config, its ledger and the lists in it."""
+
+    def __init__(self, config: GateConfig, ledger: Ledger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.settings = config.policy.settings()
+
+    def keyring(self) -> Keyring:
+        """The issuer keys the gate holds."""
+        return Keyring.from_raw((raw, retired) for _, raw, retired in self.issuer_keys())
+
+    def issuer_keys(self) -> list[tuple[str, bytes, bool]]:
+        """Issuer keys as stored: (key id, raw public key, retired)."""
+        return self.ledger.state.issuer_keys()
+
+    def lists(self) -> GateLists:
+        """Revocations and isolations as the decision core reads them."""
+        state = self.ledger.state
+        return GateLists(
+            revoked=state.revoked_pass_ids(),
+            isolations=tuple(Isolation(h, start, end) for h, start, end in state.isolations()),
+        )
+
+    def mode(self) -> GateMode:
+        """The gate mode: the centre's setting when it sent one, else the config's."""
+        value = self.ledger.state.settings().get("mode")
+        if isinstance(value, str) and value in GateMode.__members__.values():
+            return GateMode(value)
+        return self.config.policy.mode
+
+    def history(self, scan: VerifiedPass | PassRefusal, now: datetime) -> PassHistory:
+        """What the ledger remembers of this pass and its household."""
+        if isinstance(scan, PassRefusal):
+            return PassHistory()
+        fields = scan.fields
+        exits: tuple[datetime, ...] = ()
+        if fields.exit_quota is not None:
+            since = now - timedelta(days=fields.exit_quota.days)
+            exits = tuple(self.ledger.household_exits_since(fields.household_id, since))
+        return PassHistory(
+            last_allowed=_prior(self.ledger.last_allowed_for_pass(fields.pass_id)),
+            last_entry=_prior(self.ledger.last_for_pass(fields.pass_id)),
+            household_exits=exits,
+        )
+
+    def evaluate(
+        self,
+        text: str,
+        direction: Direction,
+        *,
+        temperature_celsius: float | None,
+        now: datetime,
+    ) -> Evaluation:
+        """Verify and decide for one scanned text; writes nothing."""
+        scan = verify(text, self.keyring())
+        mode = self.mode()
+        decision = decide(
+            scan,
+            direction,
+            gate=self.config.gate.identity(),
+            lists=self.lists(),
+            mode=mode,
+            temperature_celsius=temperature_celsius,
+            history=self.history(scan, now),
+            now=now,
+            settings=self.settings,
+        )
+        return Evaluation(text, scan, direction, mode, temperature_celsius, decision)
+
+
+def _prior(entry: StoredEntry | None) -> PriorEntry | None:
+    if entry is None:
+        return None
+    try:
+        reason = Reason(entry.reason)
+    except ValueError:
+        reason = Reason.OK  # a code from a newer release: only its direction and time matter
+    return PriorEntry(Direction(entry.direction), Outcome(entry.outcome), reason, entry.wall_time)

@@ -1,0 +1,57 @@
+"""The gate's configuration: the shipped example validates, mistakes are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gate_agent.config import load_config
+from gate_agent.core.reasons import GateMode
+from gate_agent.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "firmware_config" / "gate.example.toml"
+
+
+def test_the_example_config_validates() -> None:
+    config = load_config(EXAMPLE)
+    assert config.gate.id == "LGQ-012-N"
+    assert config.policy.mode is GateMode.SCREENING
+    assert config.policy.settings().fever_celsius == 37.3
+    assert config.ledger_path == Path("/var/lib/gate-agent/ledger.sqlite3")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gate.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GATE = '[gate]\nid = "G1"\ncompound_id = "C1"\ncommunity_id = "M1"\n'
+
+
+def test_a_relative_data_dir_is_taken_from_the_config_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GATE + 'data_dir = "state"\n'))
+    assert config.gate.data_dir == tmp_path.resolve() / "state"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GATE + "colour = 'red'\n", "gate.colour: Extra inputs are not permitted"),
+        (GATE.replace('"G1"', '"G 1"'), "gate.id: String should match pattern"),
+        (GATE + "[policy]\nfever_celsius = 35\n", "policy.fever_celsius"),
+        (GATE + "[policy]\nmode = 'closed'\n", "policy.mode"),
+        ("[gate\n", "gate.toml"),
+        ("", "gate: Field required"),
+    ],
+)
+def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(write(tmp_path, text))
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.toml")
