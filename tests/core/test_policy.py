@@ -75,210 +75,98 @@ ISOLATION_OVER = GateLists(
     isolations=(Isolation("LGQ012-H0301", NOW - timedelta(days=14), NOW - timedelta(hours=1)),)
 )
 MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+REVOKED = GateLists(revoked=frozenset({"P7K2M9QX4T"}))
+REVOKED_AND_ISOLATED = GateLists(revoked=REVOKED.revoked, isolations=ISOLATED.isolations)
+SCREENING, OPEN, LOCKDOWN = GateMode.SCREENING, GateMode.OPEN, GateMode.LOCKDOWN
 
+
+def scope(text: str) -> dict[str, object]:
+    return {"scope": Scope.parse(text)}
+
+
+def kind(k: PassKind) -> dict[str, object]:
+    return {"kind": k}
+
+
+def last_allowed(direction: Direction, ago: timedelta) -> PassHistory:
+    return PassHistory(last_allowed=prior(direction, ALLOW, Reason.OK, ago))
+
+
+def first_fever(ago: timedelta) -> PassHistory:
+    return PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, ago))
+
+
+def exits(*ago: timedelta) -> PassHistory:
+    return PassHistory(household_exits=tuple(NOW - a for a in ago))
+
+
+# One row per rule; the columns are Case's fields. A healthy resident walking in at 36.5 °C
+# through a screening gate is the default.
+# fmt: off
 CASES = [
     Case("healthy resident walks in", ALLOW, Reason.OK),
     Case("resident walks out, exits unscreened", ALLOW, Reason.OK, OUT, temperature=None),
-    Case(
-        "not yet valid", DENY, Reason.NOT_YET_VALID, fields={"valid_from": NOW + timedelta(hours=1)}
-    ),
+    Case("not yet valid", DENY, Reason.NOT_YET_VALID, fields={"valid_from": NOW + HOUR}),
     Case("expired", DENY, Reason.EXPIRED, fields={"valid_until": NOW}),
-    Case(
-        "revoked",
-        DENY,
-        Reason.REVOKED,
-        lists=GateLists(revoked=frozenset({"P7K2M9QX4T"})),
-        alert=True,
-    ),
-    Case(
-        "other compound",
-        DENY,
-        Reason.OUT_OF_SCOPE,
-        fields={"scope": Scope.parse("compound:LGQ-013")},
-    ),
-    Case(
-        "other community", DENY, Reason.OUT_OF_SCOPE, fields={"scope": Scope.parse("community:XYZ")}
-    ),
-    Case("our community", ALLOW, Reason.OK, fields={"scope": Scope.parse("community:LGQ")}),
-    Case("listed gate", ALLOW, Reason.OK, fields={"scope": Scope.parse("gates:X,LGQ-012-N")}),
-    Case(
-        "not a listed gate",
-        DENY,
-        Reason.OUT_OF_SCOPE,
-        fields={"scope": Scope.parse("gates:LGQ-012-S")},
-    ),
-    Case(
-        "isolated household goes out",
-        DENY,
-        Reason.QUARANTINED_EXIT,
-        OUT,
-        lists=ISOLATED,
-        alert=True,
-    ),
-    Case(
-        "isolated household goes out even in open mode",
-        DENY,
-        Reason.QUARANTINED_EXIT,
-        OUT,
-        mode=GateMode.OPEN,
-        lists=ISOLATED,
-        alert=True,
-    ),
+    Case("revoked", DENY, Reason.REVOKED, lists=REVOKED, alert=True),
+    Case("other compound", DENY, Reason.OUT_OF_SCOPE, fields=scope("compound:LGQ-013")),
+    Case("other community", DENY, Reason.OUT_OF_SCOPE, fields=scope("community:XYZ")),
+    Case("our community", ALLOW, Reason.OK, fields=scope("community:LGQ")),
+    Case("listed gate", ALLOW, Reason.OK, fields=scope("gates:X,LGQ-012-N")),
+    Case("not a listed gate", DENY, Reason.OUT_OF_SCOPE, fields=scope("gates:LGQ-012-S")),
+    Case("isolated household goes out", DENY, Reason.QUARANTINED_EXIT, OUT, lists=ISOLATED,
+         alert=True),
+    Case("isolated household goes out in open mode", DENY, Reason.QUARANTINED_EXIT, OUT, OPEN,
+         lists=ISOLATED, alert=True),
     Case("isolated household comes home", ALLOW, Reason.OK, IN, lists=ISOLATED),
     Case("isolation over", ALLOW, Reason.OK, OUT, lists=ISOLATION_OVER),
-    Case("open mode needs no temperature", ALLOW, Reason.OK, mode=GateMode.OPEN, temperature=None),
-    Case("open mode ignores fever", ALLOW, Reason.OK, mode=GateMode.OPEN, temperature=39.0),
-    Case(
-        "open mode still refuses expired",
-        DENY,
-        Reason.EXPIRED,
-        mode=GateMode.OPEN,
-        fields={"valid_until": NOW - MIN},
-    ),
-    Case("lockdown lets residents in", ALLOW, Reason.OK, mode=GateMode.LOCKDOWN),
-    Case(
-        "lockdown lets tenants in",
-        ALLOW,
-        Reason.OK,
-        mode=GateMode.LOCKDOWN,
-        fields={"kind": PassKind.TENANT},
-    ),
+    Case("open mode needs no temperature", ALLOW, Reason.OK, mode=OPEN, temperature=None),
+    Case("open mode ignores fever", ALLOW, Reason.OK, mode=OPEN, temperature=39.0),
+    Case("open mode still refuses expired", DENY, Reason.EXPIRED, mode=OPEN,
+         fields={"valid_until": NOW - MIN}),
+    Case("lockdown lets residents in", ALLOW, Reason.OK, mode=LOCKDOWN),
+    Case("lockdown lets tenants in", ALLOW, Reason.OK, mode=LOCKDOWN,
+         fields=kind(PassKind.TENANT)),
     *[
-        Case(
-            f"lockdown refuses {kind} in",
-            DENY,
-            Reason.LOCKDOWN_RESIDENTS_ONLY,
-            mode=GateMode.LOCKDOWN,
-            fields={"kind": kind},
-        )
-        for kind in (PassKind.VISITOR, PassKind.WORKER, PassKind.DELIVERY, PassKind.VEHICLE)
+        Case(f"lockdown refuses {k} in", DENY, Reason.LOCKDOWN_RESIDENTS_ONLY, mode=LOCKDOWN,
+             fields=kind(k))
+        for k in (PassKind.VISITOR, PassKind.WORKER, PassKind.DELIVERY, PassKind.VEHICLE)
     ],
-    Case(
-        "lockdown lets a visitor leave",
-        ALLOW,
-        Reason.OK,
-        OUT,
-        mode=GateMode.LOCKDOWN,
-        fields={"kind": PassKind.VISITOR},
-    ),
-    Case("screening lets a visitor in", ALLOW, Reason.OK, fields={"kind": PassKind.VISITOR}),
-    Case(
-        "in twice",
-        DENY,
-        Reason.ALREADY_INSIDE,
-        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, timedelta(hours=2))),
-    ),
-    Case(
-        "out twice",
-        DENY,
-        Reason.ALREADY_OUTSIDE,
-        OUT,
-        history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, timedelta(hours=2))),
-    ),
-    Case(
-        "in after out",
-        ALLOW,
-        Reason.OK,
-        history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, timedelta(hours=2))),
-    ),
-    Case(
-        "in twice, first one long ago",
-        ALLOW,
-        Reason.OK,
-        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, timedelta(hours=13))),
-    ),
-    Case(
-        "in twice, clock went back",
-        ALLOW,
-        Reason.OK,
-        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, -timedelta(hours=1))),
-    ),
-    Case(
-        "open mode has no passback",
-        ALLOW,
-        Reason.OK,
-        mode=GateMode.OPEN,
-        history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, MIN)),
-    ),
-    Case(
-        "quota used by another member",
-        DENY,
-        Reason.QUOTA_USED,
-        OUT,
-        history=PassHistory(household_exits=(NOW - timedelta(days=1),)),
-    ),
-    Case(
-        "quota free again after the period",
-        ALLOW,
-        Reason.OK,
-        OUT,
-        history=PassHistory(household_exits=(NOW - timedelta(days=2, minutes=1),)),
-    ),
-    Case(
-        "quota applies to exits only",
-        ALLOW,
-        Reason.OK,
-        IN,
-        history=PassHistory(household_exits=(NOW - timedelta(hours=1),)),
-    ),
-    Case(
-        "no quota rule on the pass",
-        ALLOW,
-        Reason.OK,
-        OUT,
-        fields={"exit_quota": None},
-        history=PassHistory(household_exits=(NOW - timedelta(hours=1),) * 5),
-    ),
-    Case(
-        "quota of two",
-        ALLOW,
-        Reason.OK,
-        OUT,
-        fields={"exit_quota": ExitQuota(2, 2)},
-        history=PassHistory(household_exits=(NOW - timedelta(hours=1),)),
-    ),
+    Case("lockdown lets a visitor leave", ALLOW, Reason.OK, OUT, LOCKDOWN,
+         fields=kind(PassKind.VISITOR)),
+    Case("screening lets a visitor in", ALLOW, Reason.OK, fields=kind(PassKind.VISITOR)),
+    Case("in twice", DENY, Reason.ALREADY_INSIDE, history=last_allowed(IN, 2 * HOUR)),
+    Case("out twice", DENY, Reason.ALREADY_OUTSIDE, OUT, history=last_allowed(OUT, 2 * HOUR)),
+    Case("in after out", ALLOW, Reason.OK, history=last_allowed(OUT, 2 * HOUR)),
+    Case("in twice, first long ago", ALLOW, Reason.OK, history=last_allowed(IN, 13 * HOUR)),
+    Case("in twice, clock went back", ALLOW, Reason.OK, history=last_allowed(IN, -HOUR)),
+    Case("open mode has no passback", ALLOW, Reason.OK, mode=OPEN,
+         history=last_allowed(IN, MIN)),
+    Case("quota used by another member", DENY, Reason.QUOTA_USED, OUT,
+         history=exits(timedelta(days=1))),
+    Case("quota free again after the period", ALLOW, Reason.OK, OUT,
+         history=exits(timedelta(days=2, minutes=1))),
+    Case("quota applies to exits only", ALLOW, Reason.OK, IN, history=exits(HOUR)),
+    Case("no quota rule on the pass", ALLOW, Reason.OK, OUT, fields={"exit_quota": None},
+         history=exits(*[HOUR] * 5)),
+    Case("quota of two", ALLOW, Reason.OK, OUT, fields={"exit_quota": ExitQuota(2, 2)},
+         history=exits(HOUR)),
     Case("no temperature", RECHECK, Reason.TEMPERATURE_MISSING, temperature=None),
     Case("implausibly cold reading", RECHECK, Reason.TEMPERATURE_IMPLAUSIBLE, temperature=33.9),
     Case("just below fever", ALLOW, Reason.OK, temperature=37.29),
     Case("first fever reading", RECHECK, Reason.RECHECK_TEMPERATURE, temperature=37.3),
-    Case(
-        "second fever reading",
-        DENY,
-        Reason.FEVER,
-        temperature=37.8,
-        alert=True,
-        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 5 * MIN)),
-    ),
-    Case(
-        "fine on re-check",
-        ALLOW,
-        Reason.OK,
-        temperature=36.9,
-        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 5 * MIN)),
-    ),
-    Case(
-        "second fever reading long after the first",
-        RECHECK,
-        Reason.RECHECK_TEMPERATURE,
-        temperature=37.8,
-        history=PassHistory(last_entry=prior(IN, RECHECK, Reason.RECHECK_TEMPERATURE, 16 * MIN)),
-    ),
-    Case(
-        "lockdown screens too",
-        RECHECK,
-        Reason.RECHECK_TEMPERATURE,
-        mode=GateMode.LOCKDOWN,
-        temperature=38.0,
-    ),
-    Case(
-        "revoked beats everything else",
-        DENY,
-        Reason.REVOKED,
-        OUT,
-        lists=GateLists(revoked=frozenset({"P7K2M9QX4T"}), isolations=ISOLATED.isolations),
-        alert=True,
-    ),
+    Case("second fever reading", DENY, Reason.FEVER, temperature=37.8, alert=True,
+         history=first_fever(5 * MIN)),
+    Case("fine on re-check", ALLOW, Reason.OK, temperature=36.9, history=first_fever(5 * MIN)),
+    Case("second fever reading long after the first", RECHECK, Reason.RECHECK_TEMPERATURE,
+         temperature=37.8, history=first_fever(16 * MIN)),
+    Case("lockdown screens too", RECHECK, Reason.RECHECK_TEMPERATURE, mode=LOCKDOWN,
+         temperature=38.0),
+    Case("revoked beats everything else", DENY, Reason.REVOKED, OUT,
+         lists=REVOKED_AND_ISOLATED, alert=True),
 ]
+# fmt: on
 
 
 def run(case: Case, settings_: PolicySettings | None = None) -> Decision:
