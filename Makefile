@@ -10,9 +10,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-data
-# Debian packages the project needs at run or test time (the runtime library
-# behind pyzbar; python3-venv because Debian ships venv separately).
-APT_PACKAGES := libzbar0
+# Debian packages the project needs, each with a probe that tells whether what
+# it provides is already there (package names differ across releases: Debian 13
+# ships libzbar0t64, which provides libzbar0).
+APT_PROBES := \
+  libzbar0:'/sbin/ldconfig -p | grep -q "libzbar\.so\.0"' \
+  python3-venv:'$(PYTHON) -c "import ensurepip, venv"'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps demo test lint typecheck importlint pytest bench clean
@@ -25,8 +28,10 @@ help:
 
 system-deps:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
-	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	for probe in $(APT_PROBES); do \
+	  pkg=$${probe%%:*}; test=$${probe#*:}; \
+	  eval "$$test" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -92,8 +97,9 @@ pytest: install
 test: lint typecheck importlint pytest
 
 bench: install
-	mkdir -p bench/out
 	$(BIN)/python -m bench.decode --out bench/out/decode.json
+	$(BIN)/python -m bench.passes --out bench/out/passes.json
+	$(BIN)/python -m bench.ledger --out bench/out/ledger.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

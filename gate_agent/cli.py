@@ -16,6 +16,7 @@ from gate_agent.config import GateConfig, config_path, load_config
 from gate_agent.core import messages
 from gate_agent.core.passes import VerifiedPass
 from gate_agent.core.reasons import Direction, Outcome
+from gate_agent.core.temperature import manual_reading
 from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import QrDecoder, decode_image_file
 from gate_agent.ledger.entries import Ledger
@@ -117,11 +118,13 @@ def _check(args: argparse.Namespace) -> int:
         if result.error or not result.texts:
             raise ValueError(f"{args.image}: {result.error or 'no QR code found'}")
         text = result.texts[0]
+    # A typed-in reading, as from the guard's handheld: an impossible value is a typo.
+    reading = manual_reading(args.temperature) if args.temperature is not None else None
     with _open_ledger(config) as ledger:
         evaluation = Station(config, ledger).evaluate(
             text,
             Direction(args.direction),
-            temperature_celsius=args.temperature,
+            temperature_celsius=reading.estimate_celsius if reading else None,
             now=datetime.now(UTC),
         )
     if args.json:

@@ -146,6 +146,9 @@ def test_errors_are_one_line_not_a_traceback(
     assert "not a lists bundle" in capsys.readouterr().err
     assert agent_cli.main(["--config", str(tmp_path / "none.toml"), "check", "GP1:X"]) == 1
     assert "no such config file" in capsys.readouterr().err
+    assert agent_cli.main(["--config", str(site.config), "check", "GP1:X",
+                           "--temperature", "366"]) == 1  # fmt: skip
+    assert "not a body temperature" in capsys.readouterr().err
     assert (
         sync_cli.main(
             ["--data-dir", str(site.central), "passes", "revoke", "NOSUCH1", "--reason", "x"]
