@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,6 +29,8 @@ from gate_agent.core.passes import (
     Scope,
     ScopeKind,
     VerifiedPass,
+    _b32,
+    _unb32,
     key_id,
     mask_name,
     sign,
@@ -183,8 +187,6 @@ def test_another_issuers_signature_does_not_verify_under_our_key_id() -> None:
 
 def test_a_signed_but_unreadable_payload_is_malformed_not_allowed() -> None:
     # What a buggy issuer could produce: a valid signature over a payload we cannot parse.
-    import base64
-
     payload = base64.b32encode(b"P7K2M9QX4T|Z|H1").decode().rstrip("=")
     signed = f"GP1:{VECTORS['key_id']}:{payload}"
     sig = base64.b32encode(KEY.sign(signed.encode())).decode().rstrip("=")
@@ -278,3 +280,20 @@ def mutations(draw: st.DrawFn) -> str:
 @given(mutations())
 def test_no_mutation_of_a_valid_pass_verifies(text: str) -> None:
     assert isinstance(verify(text, KEYRING), PassRefusal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=130))
+def test_base32_round_trips(data: bytes) -> None:
+    assert _unb32(_b32(data)) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=_ 019az+-", max_size=40))
+def test_base32_decoding_accepts_exactly_the_canonical_texts(text: str) -> None:
+    try:
+        reference: bytes | None = base64.b32decode(text + "=" * (-len(text) % 8))
+    except binascii.Error:
+        reference = None
+    canonical = reference is not None and _b32(reference) == text
+    assert _unb32(text) == (reference if canonical else None)
