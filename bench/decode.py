@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from bench.common import report_header, write_report
 from gate_agent.errors import ImageError
 from gate_agent.hardware.decoder import ENGINES, Engine, QrDecoder
 from gate_agent.hardware.images import Gray, load_gray
@@ -66,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     else:
         report = run(args.photos, args.repeat)
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
+    write_report(report, args.out)
     return 0
 
 
@@ -84,14 +76,12 @@ def run(photos: Path, repeat: int) -> dict[str, Any]:
     baseline = results[BASELINE]["median_ms"]
     production = results[PRODUCTION]["median_ms"]
     return {
-        "benchmark": "decode",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        **report_header("decode", ("opencv-python-headless", "zxing-cpp", "pyzbar", "numpy")),
         "photos": str(photos),
         "repeat": repeat,
         "timing": "decode only (image already loaded as grayscale); per photo the median of "
         "`repeat` decodes; median_ms and p95_ms across positives",
         "match": "exact expected text among the texts returned",
-        "environment": _environment(),
         "baseline": BASELINE,
         "production": PRODUCTION,
         "configurations": results,
@@ -170,45 +160,6 @@ def _timed(decoder: QrDecoder, photo: Photo, repeat: int) -> tuple[list[str], fl
 def _round(ms: float) -> float:
     """Round a time in ms to the microsecond, which is all a perf_counter median can tell."""
     return round(ms, 3)
-
-
-def _environment() -> dict[str, Any]:
-    """Describe where the numbers were measured; they mean little without it."""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "opencv": cv2.__version__,
-        "zxing-cpp": _version("zxing-cpp"),
-        "pyzbar": _version("pyzbar"),
-        "numpy": np.__version__,
-        "executable": sys.executable,
-    }
-
-
-def _version(distribution: str) -> str:
-    """Return an installed distribution's version, or 'unknown'."""
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _cpu_model() -> str:
-    """Return the CPU model from /proc/cpuinfo (Linux, including the Pi), else platform's guess."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for key in ("model name", "Model", "Hardware"):
-        for line in lines:
-            name, _, value = line.partition(":")
-            if name.strip() == key and value.strip():
-                return value.strip()
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

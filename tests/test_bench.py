@@ -1,0 +1,45 @@
+"""The benchmarks run and keep their report keys (tiny sizes; nothing here is timed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import decode, ledger, passes
+
+
+def run(module: object, out: Path, *args: str) -> dict[str, object]:
+    assert module.main(["--out", str(out), *args]) == 0  # type: ignore[attr-defined]
+    report: dict[str, object] = json.loads(out.read_text(encoding="utf-8"))
+    assert report["environment"]
+    return report
+
+
+def test_passes_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(passes, tmp_path / "p.json", "--repeat", "1", "--number", "3")
+    assert {"ed25519_verify_us", "verify_us", "decide_us", "ratio_verify_vs_baseline"} <= set(
+        report
+    )
+    capsys.readouterr()
+
+
+def test_ledger_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(ledger, tmp_path / "l.json", "--count", "5")
+    assert report["verify_ok"] is True
+    assert {"bare_insert_median_ms", "append_median_ms", "ratio_append_vs_baseline"} <= set(report)
+    capsys.readouterr()
+
+
+def test_decode_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "d.json"
+    assert decode.main(["--out", str(out), "--repeat", "1"]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    capsys.readouterr()
+    if "skipped" in report:
+        pytest.skip(report["skipped"])
+    production = report["configurations"][report["production"]]
+    assert production["positives_exact"] >= 127
+    assert production["negatives_with_text"] == 0
+    assert report["ratio_median_vs_baseline"] > 0
