@@ -46,12 +46,9 @@ class Station:
         self.settings = config.policy.settings()
 
     def keyring(self) -> Keyring:
-        """The issuer keys the gate holds."""
-        return Keyring.from_raw((raw, retired) for _, raw, retired in self.issuer_keys())
-
-    def issuer_keys(self) -> list[tuple[str, bytes, bool]]:
-        """Issuer keys as stored: (key id, raw public key, retired)."""
-        return self.ledger.state.issuer_keys()
+        """The issuer keys the gate holds, indexed by the id derived from each key."""
+        keys = self.ledger.state.issuer_keys()
+        return Keyring.from_raw((raw, retired) for _, raw, retired in keys)
 
     def lists(self) -> GateLists:
         """Revocations and isolations as the decision core reads them."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -227,10 +227,6 @@ class Keyring:
 
     def __len__(self) -> int:
         return len(self._keys)
-
-    def ids(self) -> Mapping[str, IssuerKey]:
-        """All keys by id (read-only view)."""
-        return dict(self._keys)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
