@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import segno
+from pydantic import ValidationError
 
 from gate_agent.core.passes import (
     ExitQuota,
@@ -23,6 +24,7 @@ from gate_agent.core.passes import (
 )
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
+from sync.protocol import IsolationItem
 from sync.store import CentralStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
@@ -78,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("pass_id")
     revoke.add_argument("--reason", required=True, help="why, for the audit trail")
     revoke.set_defaults(handler=_passes_revoke)
+
+    households = commands.add_parser("households", help="home isolation").add_subparsers(
+        dest="households_command", required=True
+    )
+    isolate = households.add_parser("isolate", help="put a household in home isolation")
+    isolate.add_argument("household")
+    isolate.add_argument("--from", dest="start", help="date or ISO time (default now)")
+    isolate.add_argument("--until", required=True, help="last day (whole day) or ISO time")
+    isolate.add_argument("--note", default="", help="e.g. the order's reference")
+    isolate.set_defaults(handler=_households_isolate)
+    lift = households.add_parser("lift", help="end a household's isolation now")
+    lift.add_argument("household")
+    lift.set_defaults(handler=_households_lift)
 
     lists = commands.add_parser("lists", help="lists for gates").add_subparsers(
         dest="lists_command", required=True
@@ -143,6 +158,25 @@ def _passes_issue(args: argparse.Namespace, issuer: Issuer) -> int:
 def _passes_revoke(args: argparse.Namespace, issuer: Issuer) -> int:
     changed = issuer.store.revoke(args.pass_id, args.reason, datetime.now(UTC))
     print(f"{args.pass_id} {'revoked' if changed else 'was already revoked'}")
+    return 0
+
+
+def _households_isolate(args: argparse.Namespace, issuer: Issuer) -> int:
+    now = datetime.now(UTC)
+    start = parse_moment(args.start, end_of_day=False) if args.start else now.replace(microsecond=0)
+    end = parse_moment(args.until, end_of_day=True)
+    try:
+        item = IsolationItem(household_id=args.household, start=start, end=end)
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from exc
+    issuer.store.isolate(item.household_id, item.start, item.end, args.note, now)
+    print(f"{args.household} in isolation {start.isoformat()} – {end.isoformat()}")
+    return 0
+
+
+def _households_lift(args: argparse.Namespace, issuer: Issuer) -> int:
+    issuer.store.lift_isolation(args.household, datetime.now(UTC))
+    print(f"{args.household}: isolation lifted")
     return 0
 
 

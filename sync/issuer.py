@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_agent.core.passes import PassFields, key_id, sign
 from sync.errors import IssuerKeyError
 from sync.protocol import (
+    IsolationItem,
     IsolationList,
     KeyItem,
     KeyList,
@@ -94,11 +95,19 @@ class Issuer:
             RevocationItem(pass_id=pid, revoked_at=datetime.fromisoformat(at), reason=why)
             for pid, at, why in self.store.revocations(now)
         ]
+        isolated = [
+            IsolationItem(
+                household_id=household,
+                start=datetime.fromisoformat(start),
+                end=datetime.fromisoformat(end),
+            )
+            for household, start, end in self.store.isolations(now)
+        ]
         return ListsBundle(
             issued_at=now,
             keys=KeyList(version=self._version("keys"), items=tuple(keys)),
             revocations=RevocationList(version=self._version("revocations"), items=tuple(revoked)),
-            isolations=IsolationList(version=self._version("isolations"), items=()),
+            isolations=IsolationList(version=self._version("isolations"), items=tuple(isolated)),
         )
 
     def _version(self, name: str) -> int:

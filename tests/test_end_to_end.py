@@ -130,6 +130,20 @@ def test_a_stale_bundle_changes_nothing(site: Site) -> None:
     assert site.check(text, "--temperature", "36.5")[1]["reason"] == "revoked"
 
 
+def test_an_isolated_household_may_come_home_but_not_go_out(site: Site) -> None:
+    text = site.issue("HOMEPASS1", "--scope", "compound:LGQ-012", "--days", "30")
+    assert site.sync("households", "isolate", "LGQ012-H0301", "--until", "2099-01-01")[0] == 0
+    site.publish()
+    code, record = site.check(text, "--direction", "out")
+    assert (code, record["reason"], record["alert"]) == (3, "quarantined_exit", True)
+    assert site.check(text, "--temperature", "36.6")[1]["outcome"] == "allow"
+    assert site.sync("households", "lift", "LGQ012-H0301")[0] == 0
+    site.publish()
+    assert site.check(text, "--direction", "out")[1]["outcome"] == "allow"
+    code, _ = site.sync("households", "isolate", "bad id", "--until", "2099-01-01")
+    assert code == 1
+
+
 def test_verify_ledger_reports_an_intact_ledger(site: Site) -> None:
     site.publish()
     code, out = site.agent("verify-ledger")

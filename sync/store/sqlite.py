@@ -38,6 +38,16 @@ CREATE TABLE IF NOT EXISTS passes (
     revoke_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS passes_household ON passes(household_id);
+CREATE TABLE IF NOT EXISTS isolations (
+    id INTEGER PRIMARY KEY,
+    household_id TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    lifted_at TEXT
+);
+CREATE INDEX IF NOT EXISTS isolations_household ON isolations(household_id);
 CREATE TABLE IF NOT EXISTS list_versions (
     name TEXT PRIMARY KEY,
     version INTEGER NOT NULL
@@ -183,6 +193,44 @@ class CentralStore:
             if changed:
                 self._bump(db, "revocations")
         return bool(changed)
+
+    def isolate(
+        self, household_id: str, start: datetime, end: datetime, note: str, now: datetime
+    ) -> int:
+        """Put a household in home isolation from ``start`` until ``end``; returns its id."""
+        if end <= start:
+            raise ValueError("the isolation must end after it starts")
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO isolations(household_id, starts_at, ends_at, note, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (household_id, _iso(start), _iso(end), note, _iso(now)),
+            )
+            self._bump(db, "isolations")
+        return int(cursor.lastrowid or 0)
+
+    def lift_isolation(self, household_id: str, now: datetime) -> int:
+        """End a household's current and future isolations now; the history stays."""
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE isolations SET lifted_at = ? WHERE household_id = ?"
+                " AND lifted_at IS NULL AND ends_at > ?",
+                (_iso(now), household_id, _iso(now)),
+            ).rowcount
+            if changed:
+                self._bump(db, "isolations")
+        if not changed:
+            raise NotFound(f"household {household_id} is not in isolation")
+        return int(changed)
+
+    def isolations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Isolations in force or to come: (household id, start, end)."""
+        rows = self._db.execute(
+            "SELECT household_id, starts_at, ends_at FROM isolations"
+            " WHERE lifted_at IS NULL AND ends_at > ? ORDER BY household_id, starts_at",
+            (_iso(now),),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
         """Revoked passes still worth sending: (pass id, revoked at, reason).

@@ -161,3 +161,22 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot use as the central database"):
         CentralStore(path)
+
+
+def test_isolations_are_sent_until_they_end_or_are_lifted(issuer: Issuer) -> None:
+    assert issuer.store.isolate("H1", NOW, NOW + timedelta(days=14), "order 12", NOW) > 0
+    issuer.store.isolate("H2", NOW, NOW + timedelta(days=1), "", NOW)
+    bundle = issuer.bundle(NOW + timedelta(days=2))
+    assert bundle.isolations is not None
+    assert bundle.isolations.version == 3
+    assert [(i.household_id, i.end) for i in bundle.isolations.items] == [
+        ("H1", NOW + timedelta(days=14))
+    ]
+    assert issuer.store.lift_isolation("H1", NOW + timedelta(days=3)) == 1
+    after = issuer.bundle(NOW + timedelta(days=3))
+    assert after.isolations is not None
+    assert (after.isolations.version, after.isolations.items) == (4, ())
+    with pytest.raises(NotFound, match="not in isolation"):
+        issuer.store.lift_isolation("H1", NOW + timedelta(days=4))
+    with pytest.raises(ValueError, match="end after it starts"):
+        issuer.store.isolate("H3", NOW, NOW, "", NOW)
