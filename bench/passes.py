@@ -27,6 +27,7 @@ from gate_agent.core.passes import (
 )
 from gate_agent.core.policy import GateIdentity, GateLists, PassHistory, PolicySettings, decide
 from gate_agent.core.reasons import Direction, GateMode
+from gate_agent.core.temperature import TemperatureReading, TemperatureSource
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -66,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     def baseline() -> None:
         public.verify(signature, signed)
 
+    reading = TemperatureReading(36.6, TemperatureSource.SENSOR)
+
     def decision() -> object:
         return decide(
-            scan, Direction.OUT, gate=gate, lists=lists, mode=GateMode.SCREENING,
-            temperature_celsius=36.6, history=PassHistory(), now=NOW, settings=settings,
+            scan, Direction.IN, gate=gate, lists=lists, mode=GateMode.SCREENING,
+            temperature=reading, history=PassHistory(), now=NOW, settings=settings,
         )  # fmt: skip
 
     def timed(fn: Callable[[], object], number: int = args.number) -> float:

@@ -12,16 +12,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gate_agent.assess import Assessor, Evaluation
 from gate_agent.config import GateConfig, config_path, load_config
 from gate_agent.core import messages
 from gate_agent.core.passes import VerifiedPass
 from gate_agent.core.reasons import Direction, Outcome
-from gate_agent.core.temperature import manual_reading
+from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal, manual_reading
 from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import QrDecoder, decode_image_file
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.verify import verify_ledger_file
-from gate_agent.station import Evaluation, Station
 from sync.protocol import ListsBundle
 
 #: What a folder given to `decode` is searched for.
@@ -121,10 +121,10 @@ def _check(args: argparse.Namespace) -> int:
     # A typed-in reading, as from the guard's handheld: an impossible value is a typo.
     reading = manual_reading(args.temperature) if args.temperature is not None else None
     with _open_ledger(config) as ledger:
-        evaluation = Station(config, ledger).evaluate(
+        evaluation = Assessor(config, ledger).evaluate(
             text,
             Direction(args.direction),
-            temperature_celsius=reading.estimate_celsius if reading else None,
+            temperature=reading,
             now=datetime.now(UTC),
         )
     if args.json:
@@ -143,7 +143,7 @@ def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
         "alert": decision.alert,
         "direction": evaluation.direction.value,
         "mode": evaluation.mode.value,
-        "temperature_celsius": evaluation.temperature_celsius,
+        "temperature": _temperature_record(evaluation.temperature),
         "message_zh": messages.text(decision.reason, "zh"),
         "message_en": messages.text(decision.reason, "en"),
     }
@@ -163,6 +163,20 @@ def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
     else:
         record["detail"] = evaluation.scan.detail
     return record
+
+
+def _temperature_record(
+    temperature: TemperatureReading | TemperatureRefusal | None,
+) -> dict[str, object] | None:
+    if isinstance(temperature, TemperatureReading):
+        return {
+            "celsius": temperature.estimate_celsius,
+            "source": temperature.source.value,
+            "model": temperature.model_version,
+        }
+    if isinstance(temperature, TemperatureRefusal):
+        return {"refused": temperature.reason.value, "detail": temperature.detail}
+    return None
 
 
 def _evaluation_lines(evaluation: Evaluation) -> str:

@@ -35,9 +35,23 @@ REASONS: dict[Reason, tuple[str, str]] = {
     Reason.ALREADY_OUTSIDE: ("已外出，重复出门", "Already outside"),
     Reason.QUOTA_USED: ("本户外出次数已用完", "Household exit quota used"),
     Reason.TEMPERATURE_MISSING: ("未测得体温", "No temperature reading"),
+    Reason.SENSOR_WARMING_UP: (
+        "测温仪预热中，请用手持体温计",
+        "Thermometer warming up: use the handheld",
+    ),
+    Reason.AMBIENT_OUT_OF_RANGE: (
+        "环境温度超出测温范围，请用手持体温计",
+        "Air too cold or hot for the sensor: use the handheld",
+    ),
+    Reason.NO_PERSON_AT_SENSOR: (
+        "未检测到额头，请靠近测温仪",
+        "No forehead at the sensor: step closer",
+    ),
+    Reason.SENSOR_FAULT: ("测温仪故障，请用手持体温计", "Thermometer fault: use the handheld"),
     Reason.TEMPERATURE_IMPLAUSIBLE: ("体温读数异常", "Temperature reading implausible"),
     Reason.RECHECK_TEMPERATURE: ("体温偏高，请复测", "Temperature high: measure again"),
     Reason.FEVER: ("发热，禁止进入", "Fever: entry refused"),
+    Reason.MANUAL_RELEASE: ("保安人工放行", "Opened by the guard"),
 }
 
 NEXT_STEPS: dict[NextStep, tuple[str, str]] = {
@@ -46,6 +60,7 @@ NEXT_STEPS: dict[NextStep, tuple[str, str]] = {
     NextStep.MANUAL_LOOKUP: ("人工查询住户信息", "Look the resident up by hand"),
     NextStep.CALL_COMMUNITY_WORKER: ("联系社区工作人员", "Call a community worker"),
     NextStep.MEASURE_WITH_HANDHELD: ("用手持体温计测量", "Measure with the handheld thermometer"),
+    NextStep.FACE_THE_SENSOR: ("请将额头对准测温仪", "Ask the person to face the thermometer"),
     NextStep.REST_AND_REMEASURE: (
         "请在旁休息5分钟后复测",
         "Rest 5 minutes to one side, then measure again",

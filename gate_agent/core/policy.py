@@ -19,6 +19,7 @@ from gate_agent.core.reasons import (
     Outcome,
     Reason,
 )
+from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal
 
 #: Kinds let in during a lockdown: the people who live here.
 LOCKDOWN_KINDS = frozenset({PassKind.RESIDENT, PassKind.TENANT})
@@ -122,7 +123,7 @@ def decide(
     gate: GateIdentity,
     lists: GateLists,
     mode: GateMode,
-    temperature_celsius: float | None,
+    temperature: TemperatureReading | TemperatureRefusal | None,
     history: PassHistory,
     now: datetime,
     settings: PolicySettings,
@@ -162,7 +163,7 @@ def decide(
             return _deny(Reason.QUOTA_USED, NextStep.STAY_HOME)
     if direction is Direction.OUT and not settings.screen_exits:
         return _ALLOW
-    return _screen(temperature_celsius, history.last_entry, now, settings)
+    return _screen(temperature, history.last_entry, now, settings)
 
 
 def _deny(reason: Reason, step: NextStep, *, alert: bool = False) -> Decision:
@@ -190,10 +191,21 @@ def _passback(
 
 
 def _screen(
-    celsius: float | None, last: PriorEntry | None, now: datetime, settings: PolicySettings
+    temperature: TemperatureReading | TemperatureRefusal | None,
+    last: PriorEntry | None,
+    now: datetime,
+    settings: PolicySettings,
 ) -> Decision:
-    if celsius is None:
+    if temperature is None:
         return Decision(Outcome.RECHECK, Reason.TEMPERATURE_MISSING, NextStep.MEASURE_WITH_HANDHELD)
+    if isinstance(temperature, TemperatureRefusal):
+        step = (
+            NextStep.FACE_THE_SENSOR
+            if temperature.reason is Reason.NO_PERSON_AT_SENSOR
+            else NextStep.MEASURE_WITH_HANDHELD
+        )
+        return Decision(Outcome.RECHECK, temperature.reason, step)
+    celsius = temperature.estimate_celsius
     if celsius < settings.min_plausible_celsius:
         return Decision(
             Outcome.RECHECK, Reason.TEMPERATURE_IMPLAUSIBLE, NextStep.MEASURE_WITH_HANDHELD

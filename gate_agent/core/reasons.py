@@ -60,9 +60,16 @@ class Reason(StrEnum):
 
     # Temperature screening.
     TEMPERATURE_MISSING = "temperature_missing"
+    SENSOR_WARMING_UP = "sensor_warming_up"
+    AMBIENT_OUT_OF_RANGE = "ambient_out_of_range"
+    NO_PERSON_AT_SENSOR = "no_person_at_sensor"
+    SENSOR_FAULT = "sensor_fault"
     TEMPERATURE_IMPLAUSIBLE = "temperature_implausible"
     RECHECK_TEMPERATURE = "recheck_temperature"
     FEVER = "fever"
+
+    # A guard opened the gate by hand (the release button, or an override on the console).
+    MANUAL_RELEASE = "manual_release"
 
 
 #: Reasons that come from the pass text alone, before any gate state is consulted.
@@ -89,6 +96,7 @@ class NextStep(StrEnum):
     MANUAL_LOOKUP = "manual_lookup"
     CALL_COMMUNITY_WORKER = "call_community_worker"
     MEASURE_WITH_HANDHELD = "measure_with_handheld"
+    FACE_THE_SENSOR = "face_the_sensor"
     REST_AND_REMEASURE = "rest_and_remeasure"
     REFER_FEVER_CLINIC = "refer_fever_clinic"
     STAY_HOME = "stay_home"

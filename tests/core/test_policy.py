@@ -39,6 +39,11 @@ from gate_agent.core.reasons import (
     Outcome,
     Reason,
 )
+from gate_agent.core.temperature import (
+    TemperatureReading,
+    TemperatureRefusal,
+    TemperatureSource,
+)
 from tests.core.test_passes import KEY, VECTORS, fields_from
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -46,6 +51,10 @@ GATE = GateIdentity("LGQ-012-N", "LGQ-012", "LGQ")
 RESIDENT = fields_from(VECTORS["vectors"][0]["fields"])  # compound LGQ-012, quota 1/2
 IN, OUT = Direction.IN, Direction.OUT
 ALLOW, DENY, RECHECK = Outcome.ALLOW, Outcome.DENY, Outcome.RECHECK
+
+
+def sensor_reading(celsius: float) -> TemperatureReading:
+    return TemperatureReading(celsius, TemperatureSource.SENSOR)
 
 
 def prior(direction: Direction, outcome: Outcome, reason: Reason, ago: timedelta) -> PriorEntry:
@@ -61,7 +70,7 @@ class Case:
     reason: Reason
     direction: Direction = IN
     mode: GateMode = GateMode.SCREENING
-    temperature: float | None = 36.5
+    temperature: float | TemperatureRefusal | None = 36.5
     fields: dict[str, object] = field(default_factory=dict)
     lists: GateLists = field(default_factory=GateLists)
     history: PassHistory = field(default_factory=PassHistory)
@@ -153,6 +162,11 @@ CASES = [
     Case("quota of two", ALLOW, Reason.OK, OUT, fields={"exit_quota": ExitQuota(2, 2)},
          history=exits(HOUR)),
     Case("no temperature", RECHECK, Reason.TEMPERATURE_MISSING, temperature=None),
+    *[
+        Case(f"sensor refuses: {r}", RECHECK, r, temperature=TemperatureRefusal(r))
+        for r in (Reason.SENSOR_WARMING_UP, Reason.AMBIENT_OUT_OF_RANGE,
+                  Reason.NO_PERSON_AT_SENSOR, Reason.SENSOR_FAULT)
+    ],
     Case("implausibly cold reading", RECHECK, Reason.TEMPERATURE_IMPLAUSIBLE, temperature=33.9),
     Case("just below fever", ALLOW, Reason.OK, temperature=37.29),
     Case("first fever reading", RECHECK, Reason.RECHECK_TEMPERATURE, temperature=37.3),
@@ -177,7 +191,11 @@ def run(case: Case, settings_: PolicySettings | None = None) -> Decision:
         gate=GATE,
         lists=case.lists,
         mode=case.mode,
-        temperature_celsius=case.temperature,
+        temperature=(
+            sensor_reading(case.temperature)
+            if isinstance(case.temperature, float)
+            else case.temperature
+        ),
         history=case.history,
         now=NOW,
         settings=settings_ or PolicySettings(),
@@ -196,7 +214,8 @@ def test_rule_table(case: Case) -> None:
 
 def test_every_policy_reason_is_reached_by_the_table() -> None:
     reached = {case.reason for case in CASES}
-    assert set(Reason) - PASS_TEXT_REASONS <= reached
+    # A manual release is the guard's act, recorded by the station, never decided.
+    assert set(Reason) - PASS_TEXT_REASONS - {Reason.MANUAL_RELEASE} <= reached
 
 
 def test_screening_exits_when_configured() -> None:
@@ -214,6 +233,11 @@ def test_thresholds_come_from_settings() -> None:
 
 
 def test_next_steps_tell_the_guard_what_to_do() -> None:
+    away = Case("away", RECHECK, Reason.NO_PERSON_AT_SENSOR,
+                temperature=TemperatureRefusal(Reason.NO_PERSON_AT_SENSOR))  # fmt: skip
+    assert run(away).next_step is NextStep.FACE_THE_SENSOR
+    cold = replace(away, temperature=TemperatureRefusal(Reason.AMBIENT_OUT_OF_RANGE))
+    assert run(cold).next_step is NextStep.MEASURE_WITH_HANDHELD
     assert run(CASES[0]).next_step is NextStep.LET_THROUGH
     fever = next(c for c in CASES if c.reason is Reason.FEVER)
     assert run(fever).next_step is NextStep.REFER_FEVER_CLINIC
@@ -230,7 +254,7 @@ def test_a_refused_pass_is_denied_in_every_mode(mode: GateMode) -> None:
             gate=GATE,
             lists=GateLists(),
             mode=mode,
-            temperature_celsius=36.5,
+            temperature=sensor_reading(36.5),
             history=PassHistory(),
             now=NOW,
             settings=PolicySettings(),
@@ -247,7 +271,7 @@ def test_naive_now_is_a_programming_error() -> None:
             gate=GATE,
             lists=GateLists(),
             mode=GateMode.OPEN,
-            temperature_celsius=None,
+            temperature=None,
             history=PassHistory(),
             now=datetime(2026, 3, 1),
             settings=PolicySettings(),
@@ -291,7 +315,7 @@ def test_no_mutation_of_a_valid_pass_is_ever_allowed(
         gate=GATE,
         lists=GateLists(),
         mode=mode,
-        temperature_celsius=36.5,
+        temperature=sensor_reading(36.5),
         history=PassHistory(),
         now=NOW,
         settings=PolicySettings(),
@@ -307,7 +331,7 @@ def test_the_unmutated_pass_is_allowed_in_every_mode() -> None:
             gate=GATE,
             lists=GateLists(),
             mode=mode,
-            temperature_celsius=36.5,
+            temperature=sensor_reading(36.5),
             history=PassHistory(),
             now=NOW,
             settings=PolicySettings(),

@@ -1,8 +1,8 @@
-"""The station: assembles the gate's state from the ledger and asks the decision core.
+"""Assessing a scan: the gate's state from the ledger, then the decision core.
 
-Now it evaluates a scanned text against the gate's local state without writing
-(what `gate-agent check` prints). The live scan loop, which commits each entry
-before it signals, builds on the same evaluation.
+``Assessor.evaluate`` verifies a scanned text and decides against the keys,
+lists, mode and the pass's history the ledger holds, writing nothing. The scan
+loop (station.py) and `gate-agent check` both use it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gate_agent.core.policy import (
     decide,
 )
 from gate_agent.core.reasons import Direction, GateMode, Outcome, Reason
+from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.records import StoredEntry
 
@@ -33,11 +34,11 @@ class Evaluation:
     scan: VerifiedPass | PassRefusal
     direction: Direction
     mode: GateMode
-    temperature_celsius: float | None
+    temperature: TemperatureReading | TemperatureRefusal | None
     decision: Decision
 
 
-class Station:
+class Assessor:
     """The gate's state in one place: its config, its ledger and the lists in it."""
 
     def __init__(self, config: GateConfig, ledger: Ledger) -> None:
@@ -85,7 +86,7 @@ class Station:
         text: str,
         direction: Direction,
         *,
-        temperature_celsius: float | None,
+        temperature: TemperatureReading | TemperatureRefusal | None,
         now: datetime,
     ) -> Evaluation:
         """Verify and decide for one scanned text; writes nothing."""
@@ -97,12 +98,12 @@ class Station:
             gate=self.config.gate.identity(),
             lists=self.lists(),
             mode=mode,
-            temperature_celsius=temperature_celsius,
+            temperature=temperature,
             history=self.history(scan, now),
             now=now,
             settings=self.settings,
         )
-        return Evaluation(text, scan, direction, mode, temperature_celsius, decision)
+        return Evaluation(text, scan, direction, mode, temperature, decision)
 
 
 def _prior(entry: StoredEntry | None) -> PriorEntry | None:

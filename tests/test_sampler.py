@@ -1,0 +1,54 @@
+"""The thermometer sampler: a short ring of samples, and a fault the guard can see."""
+
+from __future__ import annotations
+
+from gate_agent.clock import FakeClock
+from gate_agent.hardware.thermometer import SimulatedThermometer
+from gate_agent.sampler import SensorState, ThermometerSampler
+
+
+def make() -> tuple[FakeClock, SimulatedThermometer, ThermometerSampler, list[SensorState]]:
+    clock = FakeClock()
+    sim = SimulatedThermometer(ambient_celsius=20.0, monotonic_ns=clock.monotonic_ns)
+    changes: list[SensorState] = []
+    sampler = ThermometerSampler(sim, clock=clock, keep_seconds=2.0, on_change=changes.append)
+    return clock, sim, sampler, changes
+
+
+def test_samples_are_kept_for_a_short_while() -> None:
+    clock, sim, sampler, _ = make()
+    sim.set(36.6)
+    for _ in range(40):
+        sampler.poll_once()
+        clock.advance(0.1)
+    assert len(sampler.recent(1.0)) == 10
+    assert len(sampler.recent(10.0)) == 21  # 2 s kept, both ends included
+    assert sampler.started_ns is not None
+    assert sampler.state().ok
+
+
+def test_a_failing_sensor_becomes_a_state_and_recovers() -> None:
+    _, sim, sampler, changes = make()
+    sampler.poll_once()
+    sim.unplug()
+    assert sampler.poll_once() is None
+    assert sampler.poll_once() is None
+    state = sampler.state()
+    assert (state.ok, state.state, state.errors_total) == (False, "fault", 2)
+    sim.plug()
+    assert sampler.poll_once() is not None
+    assert [c.state for c in changes] == ["sampling", "fault", "sampling"]
+
+
+def test_the_background_thread_samples_and_stops() -> None:
+    _, _, sampler, changes = make()
+    sampler.start()
+    try:
+        for _ in range(100):
+            if changes:
+                break
+            sampler.wait(0.01)
+        assert changes and changes[0].state == "sampling"
+    finally:
+        sampler.close()
+    assert sampler.wait(0) is False
