@@ -46,40 +46,39 @@ $(STAMP): pyproject.toml | system-deps
 
 install: system-deps $(STAMP)
 
-# The station as far as it exists: a central side issues passes for a sample
-# compound and exports its lists; a gate imports them, reads each pass from its
-# QR image and decides. Each step is the command an operator would type.
+# A live gate in simulation. The central side issues passes for a sample
+# compound (one expired, one revoked, one household in isolation) and exports
+# its lists; the gate imports them and runs with simulated cameras and
+# thermometer on gpiozero's mock pins while scripted residents walk through.
+# Each step is the command an operator would type.
 SYNC  = $(BIN)/gate-sync --data-dir $(DEMO)/central
 AGENT = $(BIN)/gate-agent --config $(DEMO)/gate.toml
-ISSUE = $(SYNC) passes issue --household LGQ012-H0301 --unit 3-2-501 --name 张三明
+ISSUE = $(SYNC) passes issue --scope compound:LGQ-012 --unit 3-2-501
 demo: install
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)/passes
-	@sed 's|^data_dir = .*|data_dir = "gate"|' firmware_config/gate.example.toml > $(DEMO)/gate.toml
-	@echo "== central: an issuer key and passes for compound LGQ-012"
+	@cp firmware_config/demo/gate.toml $(DEMO)/gate.toml
+	@echo "== central: an issuer key, passes for compound LGQ-012, one household in isolation"
 	$(SYNC) keys new
-	$(ISSUE) --kind resident --scope compound:LGQ-012 --days 90 --quota 1/2 \
-	  --pass-id DEMOVALID1 --png $(DEMO)/passes/1-valid.png > $(DEMO)/passes/1-valid.txt
-	$(ISSUE) --kind resident --scope compound:LGQ-012 --valid-from 2026-01-01 \
-	  --valid-until 2026-01-31 --pass-id DEMOEXPIRED --png $(DEMO)/passes/2-expired.png
-	$(ISSUE) --kind tenant --scope compound:LGQ-012 --days 90 \
-	  --pass-id DEMOREVOKED --png $(DEMO)/passes/3-revoked.png
+	$(ISSUE) --kind resident --household LGQ012-H0301 --name 张三明 --days 90 > $(DEMO)/passes/resident.txt
+	$(ISSUE) --kind resident --household LGQ012-H0302 --name 李四 --valid-from 2026-01-01 \
+	  --valid-until 2026-01-31 > $(DEMO)/passes/expired.txt
+	$(ISSUE) --kind tenant --household LGQ012-H0303 --name 王小红 --days 90 --pass-id DEMOREVOKED \
+	  > $(DEMO)/passes/revoked.txt
 	$(SYNC) passes revoke DEMOREVOKED --reason "tenant moved out"
-	$(ISSUE) --kind resident --scope compound:LGQ-099 --days 90 \
-	  --pass-id DEMOOTHER --png $(DEMO)/passes/4-out-of-scope.png
+	$(ISSUE) --kind resident --household LGQ012-H0404 --name 赵大为 --days 90 > $(DEMO)/passes/isolated.txt
+	$(SYNC) households isolate LGQ012-H0404 --until 2099-12-31 --note "home isolation order"
+	$(ISSUE) --kind resident --household LGQ012-H0505 --name 孙丽 --days 90 > $(DEMO)/passes/fever.txt
+	$(SYNC) passes issue --scope compound:LGQ-099 --unit 1-1-101 --kind resident \
+	  --household LGQ099-H0101 --name 周强 --days 90 > $(DEMO)/passes/elsewhere.txt
+	$(SYNC) passes issue --scope community:LGQ --kind delivery --household LGQ-DELIVERY \
+	  --name 吴师傅 --days 30 > $(DEMO)/passes/delivery.txt
 	$(SYNC) lists export --out $(DEMO)/lists.json
-	@echo "== gate LGQ-012-N: import the lists, then read and decide each pass"
+	@echo "== gate LGQ-012-N: import the lists, check the gate, run the visitors through"
 	$(AGENT) lists import $(DEMO)/lists.json
-	@for png in $(DEMO)/passes/*.png; do \
-	  echo; echo "-- $$png"; \
-	  $(AGENT) decode --json "$$png"; \
-	  $(AGENT) check --image "$$png" --temperature 36.6 || true; \
-	done
-	@t=$$(cat $(DEMO)/passes/1-valid.txt); \
-	  echo; echo "-- the valid pass with one character changed"; \
-	  $(AGENT) check "$${t:0:30}$$( [ "$${t:30:1}" = A ] && echo B || echo A )$${t:31}" || true; \
-	  echo; echo "-- the valid pass with a fever reading"; \
-	  $(AGENT) check "$$t" --temperature 38.2 || true
-	@echo; echo "Ledger and lists of the demo gate: $(DEMO)/gate; try: $(AGENT) check --help"
+	$(AGENT) doctor || true
+	@echo
+	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes
+	$(AGENT) verify-ledger
 
 lint: install
 	$(BIN)/ruff check .

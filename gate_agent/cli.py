@@ -12,16 +12,18 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gate_agent import commands as commands_
 from gate_agent.assess import Assessor, Evaluation
 from gate_agent.config import GateConfig, config_path, load_config
 from gate_agent.core import messages
 from gate_agent.core.passes import VerifiedPass
 from gate_agent.core.reasons import Direction, Outcome
-from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal, manual_reading
+from gate_agent.core.temperature import manual_reading
 from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import QrDecoder, decode_image_file
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.verify import verify_ledger_file
+from gate_agent.records import temperature_fields
 from sync.protocol import ListsBundle
 
 #: What a folder given to `decode` is searched for.
@@ -33,7 +35,8 @@ EXIT_CODES = {Outcome.ALLOW: 0, Outcome.DENY: 3, Outcome.RECHECK: 4}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gate-agent` command; returns the process exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if args.command == "run" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.handler(args)
         return result
@@ -60,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--temperature", type=float, help="body temperature in °C")
     check.add_argument("--json", action="store_true", help="print a JSON object")
     check.set_defaults(handler=_check)
+
+    run = commands.add_parser("run", help="run the gate until stopped (SIGTERM, Ctrl-C)")
+    run.set_defaults(handler=lambda args: commands_.run(_config(args)))
+
+    doctor = commands.add_parser("doctor", help="check camera, decoders, sensor, GPIO, clock…")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.set_defaults(handler=lambda args: commands_.doctor(_config(args), as_json=args.json))
+
+    demo = commands.add_parser("demo", help="walk scripted visitors through a simulated gate")
+    demo.add_argument("--scenario", type=Path, required=True, help="a JSON list of visits")
+    demo.add_argument("--passes", type=Path, required=True, help="folder of <name>.txt passes")
+    demo.set_defaults(
+        handler=lambda args: commands_.demo(_config(args), args.scenario, args.passes)
+    )
 
     verify = commands.add_parser("verify-ledger", help="check the ledger's integrity and chain")
     verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
@@ -143,7 +160,7 @@ def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
         "alert": decision.alert,
         "direction": evaluation.direction.value,
         "mode": evaluation.mode.value,
-        "temperature": _temperature_record(evaluation.temperature),
+        "temperature": temperature_fields(evaluation.temperature),
         "message_zh": messages.text(decision.reason, "zh"),
         "message_en": messages.text(decision.reason, "en"),
     }
@@ -163,20 +180,6 @@ def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
     else:
         record["detail"] = evaluation.scan.detail
     return record
-
-
-def _temperature_record(
-    temperature: TemperatureReading | TemperatureRefusal | None,
-) -> dict[str, object] | None:
-    if isinstance(temperature, TemperatureReading):
-        return {
-            "celsius": temperature.estimate_celsius,
-            "source": temperature.source.value,
-            "model": temperature.model_version,
-        }
-    if isinstance(temperature, TemperatureRefusal):
-        return {"refused": temperature.reason.value, "detail": temperature.detail}
-    return None
 
 
 def _evaluation_lines(evaluation: Evaluation) -> str:

@@ -6,12 +6,13 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gate_agent.core.policy import GateIdentity, PolicySettings
-from gate_agent.core.reasons import GateMode
+from gate_agent.core.reasons import Direction, GateMode
+from gate_agent.core.temperature import MeasureSettings
 from gate_agent.errors import ConfigError
 
 #: Where `gate-agent` looks when neither --config nor GATE_AGENT_CONFIG says otherwise.
@@ -31,6 +32,9 @@ class GateSection(_Strict):
     compound_id: _Ident = Field(description="The compound (小区) the gate belongs to")
     community_id: _Ident = Field(description="The community (社区) the compound belongs to")
     name: str = Field("", max_length=40, description="A name guards know, e.g. 北门")
+    lists_max_age_hours: float = Field(
+        24, gt=0, le=24 * 30, description="Warn when the centre's lists are older than this"
+    )
     data_dir: Path = Field(
         Path("/var/lib/gate-agent"),
         description="Where the ledger lives; relative paths are taken from the config file",
@@ -62,11 +66,97 @@ class PolicySection(_Strict):
         )
 
 
+class CameraSection(_Strict):
+    """One camera lane: where its frames come from and which way people pass it."""
+
+    source: str = Field(
+        description="v4l2:0, rpicam:, rtsp://…, http://…, file:PATH, folder:PATH or sim:"
+    )
+    direction: Direction = Direction.IN
+    name: str = Field("", max_length=20, description="Shown to guards; default: the direction")
+    width: int = Field(1280, ge=160, le=4096)
+    height: int = Field(720, ge=120, le=3072)
+    fps: float = Field(15.0, gt=0, le=60)
+    loop: bool = Field(False, description="file and folder sources: start again at the end")
+    interval_seconds: float = Field(1.0, ge=0, le=60, description="folder: time per image")
+    realtime: bool = Field(True, description="file: pace frames at the file's own rate")
+    open_timeout_seconds: float = Field(5.0, gt=0, le=60, description="IP camera: connecting")
+    read_timeout_seconds: float = Field(5.0, gt=0, le=60, description="IP camera: a frame")
+    command: tuple[str, ...] = Field((), description="rpicam: replaces the rpicam-vid command")
+
+    @property
+    def lane(self) -> str:
+        """The lane's name."""
+        return self.name or self.direction.value
+
+
+class ScannerSection(_Strict):
+    """Turning frames into scans."""
+
+    debounce_seconds: float = Field(
+        3.0, ge=0.5, le=60, description="The same pass seen again within this is one scan"
+    )
+
+
+class ThermometerSection(_Strict):
+    """The IR thermometer and how its samples become a body temperature."""
+
+    kind: Literal["mlx90614", "simulated", "none"] = "mlx90614"
+    i2c_bus: int = Field(1, ge=0, le=20)
+    i2c_address: int = Field(0x5A, ge=0x03, le=0x77)
+    read_attempts: int = Field(3, ge=1, le=10)
+    sample_hz: float = Field(10.0, gt=0, le=50)
+    wait_seconds: float = Field(1.0, ge=0, le=3, description="Wait for a forehead this long")
+    warmup_seconds: float = Field(60.0, ge=0, le=900)
+    ambient_min_celsius: float = Field(10.0, ge=-30, le=30)
+    ambient_max_celsius: float = Field(32.0, ge=15, le=45)
+    presence_delta_celsius: float = Field(1.0, ge=0.2, le=10)
+    skin_model_k: float = Field(0.10, ge=0, lt=0.5, description="Calibrated on site")
+
+    def measure_settings(self) -> MeasureSettings:
+        """The measurement core's settings."""
+        return MeasureSettings(
+            presence_delta_celsius=self.presence_delta_celsius,
+            warmup_ns=int(self.warmup_seconds * 1e9),
+            ambient_range_celsius=(self.ambient_min_celsius, self.ambient_max_celsius),
+        )
+
+
+class SignalsSection(_Strict):
+    """Lights, buzzer, relay and release button (BCM pin numbers)."""
+
+    kind: Literal["gpio", "mock"] = "gpio"
+    green_pin: int = Field(17, ge=0, le=27)
+    red_pin: int = Field(27, ge=0, le=27)
+    amber_pin: int | None = Field(None, ge=0, le=27)
+    buzzer_pin: int = Field(22, ge=0, le=27)
+    relay_pin: int = Field(23, ge=0, le=27)
+    button_pin: int | None = Field(24, ge=0, le=27)
+    leds_active_high: bool = True
+    buzzer_active_high: bool = True
+    relay_active_high: bool = Field(True, description="False for active-low relay boards")
+    hold_seconds: float = Field(3.0, gt=0, le=30, description="How long a result stays lit")
+    open_seconds: float = Field(5.0, gt=0, le=60, description="How long the lock stays open")
+
+
 class GateConfig(_Strict):
     """The whole gate.toml."""
 
     gate: GateSection
     policy: PolicySection = PolicySection()
+    cameras: tuple[CameraSection, ...] = ()
+    scanner: ScannerSection = ScannerSection()
+    thermometer: ThermometerSection = ThermometerSection()
+    signals: SignalsSection = SignalsSection()
+
+    @model_validator(mode="after")
+    def _distinct_lanes(self) -> GateConfig:
+        names = [c.lane for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera lanes need distinct names, got {names}")
+        if self.thermometer.ambient_min_celsius >= self.thermometer.ambient_max_celsius:
+            raise ValueError("thermometer.ambient_min_celsius must be below ambient_max_celsius")
+        return self
 
     @property
     def ledger_path(self) -> Path:

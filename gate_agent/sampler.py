@@ -52,7 +52,7 @@ class ThermometerSampler:
         self._clock = clock
         self._interval = 1.0 / sample_hz
         self._keep_ns = int(keep_seconds * _NS)
-        self._on_change = on_change
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._samples: collections.deque[SensorSample] = collections.deque()
         self._stop = threading.Event()
@@ -132,5 +132,5 @@ class ThermometerSampler:
             self._state = new
         if (old.ok, old.state) != (new.ok, new.state):
             (log.warning if not ok else log.info)("thermometer: %s %s", state, detail)
-            if self._on_change is not None:
-                self._on_change(new)
+            if self.on_change is not None:
+                self.on_change(new)

@@ -55,3 +55,27 @@ def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.toml")
+
+
+PROFILES = sorted((ROOT / "firmware_config" / "profiles").glob("*.toml"))
+
+
+def test_there_are_hardware_profiles() -> None:
+    assert {p.stem for p in PROFILES} >= {
+        "pi4-usb-mlx90614", "pi5-camera3-mlx90614", "pi-zero-2w",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_each_hardware_profile_validates_in_the_example(profile: Path, tmp_path: Path) -> None:
+    example = EXAMPLE.read_text(encoding="utf-8")
+    head = example[: example.index("# One table per camera lane")]
+    config = load_config(write(tmp_path, head + profile.read_text(encoding="utf-8")))
+    assert config.cameras and config.thermometer.kind == "mlx90614"
+    assert config.signals.kind == "gpio"
+
+
+def test_the_demo_config_validates() -> None:
+    config = load_config(ROOT / "firmware_config" / "demo" / "gate.toml")
+    assert [c.lane for c in config.cameras] == ["in", "out"]
+    assert (config.thermometer.kind, config.signals.kind) == ("simulated", "mock")

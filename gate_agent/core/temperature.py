@@ -125,9 +125,7 @@ def measure(
             Reason.AMBIENT_OUT_OF_RANGE,
             f"air at the sensor is {ambient:.1f} °C, screening works from {low:g} to {high:g} °C",
         )
-    present = [
-        s for s in recent if s.object_celsius - s.ambient_celsius >= settings.presence_delta_celsius
-    ]
+    present = _current_person(recent, settings.presence_delta_celsius)
     if len(present) < settings.min_samples:
         return TemperatureRefusal(
             Reason.NO_PERSON_AT_SENSOR,
@@ -141,6 +139,21 @@ def measure(
         ambient_celsius=round(ambient, 2),
         model_version=model.tag,
     )
+
+
+def _current_person(samples: Sequence[SensorSample], delta: float) -> list[SensorSample]:
+    """The latest unbroken run of samples that see a person.
+
+    A sample that sees only the air means someone stepped away: what came before
+    it belongs to the previous person in the queue, not to the one at the gate now.
+    """
+    run: list[SensorSample] = []
+    for sample in sorted(samples, key=lambda s: s.monotonic_ns):
+        if sample.object_celsius - sample.ambient_celsius >= delta:
+            run.append(sample)
+        else:
+            run = []
+    return run
 
 
 def manual_reading(celsius: float) -> TemperatureReading:

@@ -70,6 +70,18 @@ def test_only_the_last_second_counts() -> None:
     assert len(reading.raw_celsius) == 4
 
 
+def test_the_previous_person_in_the_queue_is_not_counted() -> None:
+    previous = [person(36.4, 22.0, T0 + i * S // 10) for i in range(4)]
+    gap = [nobody(22.0, T0 + 4 * S // 10)]
+    current = [person(38.4, 22.0, T0 + 5 * S // 10 + i * S // 10) for i in range(3)]
+    reading = take(previous + gap + current)
+    assert isinstance(reading, TemperatureReading)
+    assert reading.estimate_celsius == pytest.approx(38.4, abs=0.01)
+    assert take(previous + gap + current[:2]) == TemperatureRefusal(
+        Reason.NO_PERSON_AT_SENSOR, "2 of 3 samples saw a person"
+    )
+
+
 def test_samples_without_a_person_do_not_count() -> None:
     samples = [nobody(22.0, T0 + i * S // 10) for i in range(6)]
     samples += [person(36.6, 22.0, T0 + 7 * S // 10 + i * S // 20) for i in range(2)]

@@ -1,0 +1,322 @@
+"""The scan loop: frame → decode → verify → temperature → decide → commit → signal → event.
+
+One thread per camera lane reads the newest frame, decodes it and hands each new
+pass text to a single worker; the worker is the only writer of the ledger
+(button presses, and later the console, come through the same queue). A green
+light follows the commit: when the ledger cannot be written, the gate stays
+locked and the guard is told. A bad frame, a missing camera or a failing sensor
+becomes a state the guard sees, never a stopped loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gate_agent.assess import Assessor, Evaluation
+from gate_agent.clock import Clock
+from gate_agent.config import GateConfig
+from gate_agent.core.debounce import Debouncer
+from gate_agent.core.reasons import Direction, Outcome, Reason
+from gate_agent.core.temperature import (
+    MeasureSettings,
+    SkinModel,
+    TemperatureReading,
+    TemperatureRefusal,
+    measure,
+)
+from gate_agent.errors import ImageError, LedgerError
+from gate_agent.events import EventBus, GateEvent
+from gate_agent.hardware.camera import FrameSource, SourceHealth
+from gate_agent.hardware.decoder import Decoder
+from gate_agent.hardware.signals import Signals
+from gate_agent.ledger import EntryDraft, Ledger, StoredEntry
+from gate_agent.records import (
+    decision_event,
+    entry_draft,
+    manual_release_draft,
+    manual_release_event,
+)
+from gate_agent.sampler import SensorState, ThermometerSampler
+
+log = logging.getLogger(__name__)
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A camera and the direction people pass it in."""
+
+    name: str
+    direction: Direction
+    source: FrameSource
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """A pass text seen by a lane (or typed in), waiting for the worker."""
+
+    text: str
+    direction: Direction
+    lane: str
+    seen_ns: int  # when the frame holding it was grabbed
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """The guard pressed the release button."""
+
+    at: datetime
+    guard: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What the worker did with a scan: the evaluation, the entry, how long it took."""
+
+    evaluation: Evaluation
+    entry: StoredEntry | None  # None when the ledger could not be written
+    latency_ms: float  # frame grabbed → decision, the temperature window excluded
+
+
+@dataclass
+class StationStats:
+    """Counts for the console, `doctor` and the metrics."""
+
+    scans: int = 0
+    bad_frames: int = 0
+    ledger_errors: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class StationSettings:
+    """The scan loop's knobs, from gate.toml."""
+
+    debounce_seconds: float = 3.0
+    open_seconds: float = 5.0
+    temperature_wait_seconds: float = 1.0
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    skin_model: SkinModel = field(default_factory=SkinModel)
+
+
+class Station:
+    """Runs a gate: lanes, the worker, and everything they touch."""
+
+    def __init__(
+        self,
+        config: GateConfig,
+        ledger: Ledger,
+        *,
+        lanes: Sequence[Lane],
+        decoder: Decoder,
+        signals: Signals,
+        sampler: ThermometerSampler | None,
+        clock: Clock,
+        events: EventBus,
+        settings: StationSettings,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.lanes = tuple(lanes)
+        self.decoder = decoder
+        self.signals = signals
+        self.sampler = sampler
+        self.clock = clock
+        self.events = events
+        self.settings = settings
+        self.assessor = Assessor(config, ledger)
+        self.stats = StationStats()
+        self._requests: queue.Queue[ScanRequest | ReleaseRequest] = queue.Queue(maxsize=64)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._health: dict[str, SourceHealth] = {}
+        signals.on_manual_release = self._on_button
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker and one thread per lane."""
+        self.signals.lock()
+        self._spawn("worker", self._work)
+        for lane in self.lanes:
+            self._spawn(f"lane-{lane.name}", self._watch, lane)
+
+    def stop(self) -> None:
+        """Stop every thread and leave the gate locked."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self.signals.lock()
+
+    @property
+    def running(self) -> bool:
+        """Whether the threads are up."""
+        return bool(self._threads) and not self._stop.is_set()
+
+    def submit(self, request: ScanRequest | ReleaseRequest, timeout: float = 1.0) -> None:
+        """Queue work for the worker (the lanes, the button, the console)."""
+        self._requests.put(request, timeout=timeout)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- lanes -----------------------------------------------------------------------------
+
+    def _watch(self, lane: Lane) -> None:
+        debouncer = Debouncer(int(self.settings.debounce_seconds * _NS))
+        while not self._stop.is_set():
+            frame = lane.source.read(timeout_s=0.2)
+            self._note_health(lane)
+            if frame is None:
+                continue
+            try:
+                codes = self.decoder.decode(frame.gray)
+            except (ImageError, ValueError) as exc:
+                # One bad frame never stops the loop.
+                self.stats.bad_frames += 1
+                log.warning("lane %s: frame %d not decodable: %s", lane.name, frame.seq, exc)
+                continue
+            for code in codes:
+                if debouncer.admit(code.text, frame.captured_ns):
+                    self._offer(
+                        ScanRequest(code.text, lane.direction, lane.name, frame.captured_ns)
+                    )
+
+    def _offer(self, request: ScanRequest) -> None:
+        try:
+            self._requests.put_nowait(request)
+        except queue.Full:
+            log.error("scan queue full; dropping a scan at lane %s", request.lane)
+
+    def _note_health(self, lane: Lane) -> None:
+        health = lane.source.health()
+        old = self._health.get(lane.name)
+        if old is None or (old.ok, old.state) != (health.ok, health.state):
+            self._health[lane.name] = health
+            self._device_event(f"camera:{lane.name}", health.ok, health.state, health.detail)
+
+    def _device_event(self, device: str, ok: bool, state: str, detail: str) -> None:
+        data = {"device": device, "ok": ok, "state": state, "detail": detail}
+        self.events.publish(GateEvent("device", self.clock.now(), data))
+
+    def on_sensor_change(self, state: SensorState) -> None:
+        """Sampler callback: tell the guard when the thermometer fails or recovers."""
+        self._device_event("thermometer", state.ok, state.state, state.detail)
+
+    def _on_button(self, at: datetime) -> None:
+        try:
+            self._requests.put_nowait(ReleaseRequest(at, "release-button"))
+        except queue.Full:
+            log.error("scan queue full; the release button press was not recorded")
+
+    # -- the worker: the only writer ---------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                request = self._requests.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                if isinstance(request, ScanRequest):
+                    self.process(request)
+                else:
+                    self.release(request)
+            except Exception:
+                # The loop outlives any one scan; the gate stays locked for this one.
+                log.exception("scan failed")
+
+    def process(self, request: ScanRequest) -> ScanResult | None:
+        """Verify, screen, decide, commit, then signal and tell the console.
+
+        None when the ledger could not be read or written: the gate stays locked.
+        """
+        self.stats.scans += 1
+        try:
+            return self._process(request)
+        except (LedgerError, OSError) as exc:
+            self._ledger_failed(exc)
+            return None
+
+    def _process(self, request: ScanRequest) -> ScanResult:
+        evaluation = self.assessor.evaluate(
+            request.text, request.direction, temperature=None, now=self.clock.now()
+        )
+        measuring_ns = 0
+        if evaluation.decision.reason is Reason.TEMPERATURE_MISSING and self.sampler:
+            started = self.clock.monotonic_ns()
+            temperature = self._measure(self.sampler)
+            measuring_ns = self.clock.monotonic_ns() - started
+            evaluation = self.assessor.evaluate(
+                request.text, request.direction, temperature=temperature, now=self.clock.now()
+            )
+        latency_ms = (self.clock.monotonic_ns() - request.seen_ns - measuring_ns) / 1e6
+        draft = entry_draft(evaluation, self.clock, lane=request.lane)
+        entry = self._commit(draft)
+        decision = evaluation.decision
+        self.stats.outcomes[decision.outcome.value] += 1
+        if entry is not None:
+            self.signals.show(decision.outcome, alert=decision.alert)
+            if decision.outcome is Outcome.ALLOW:
+                self.signals.release(self.settings.open_seconds)
+        now = self.clock.now()
+        self.events.publish(decision_event(evaluation, entry, request.lane, latency_ms, now))
+        return ScanResult(evaluation, entry, latency_ms)
+
+    def release(self, request: ReleaseRequest) -> StoredEntry | None:
+        """A guard's manual release: recorded first, then the gate opens."""
+        entry = self._commit(manual_release_draft(request.at, request.guard, self.clock))
+        if entry is not None:
+            self.signals.show(Outcome.ALLOW)
+            self.signals.release(self.settings.open_seconds)
+            self.events.publish(manual_release_event(entry, self.clock.now()))
+        return entry
+
+    def _commit(self, draft: EntryDraft) -> StoredEntry | None:
+        try:
+            return self.ledger.append(draft)
+        except (LedgerError, OSError) as exc:
+            self._ledger_failed(exc)
+            return None
+
+    def _ledger_failed(self, exc: Exception) -> None:
+        self.stats.ledger_errors += 1
+        log.error("ledger failed, the gate stays locked: %s", exc)
+        self.signals.show(Outcome.DENY, alert=True)
+        self._device_event("ledger", False, "failed", str(exc))
+
+    def _measure(self, sampler: ThermometerSampler) -> TemperatureReading | TemperatureRefusal:
+        """A reading from the samples already taken, waiting up to the set time for more."""
+        settings = self.settings
+        deadline = self.clock.monotonic_ns() + int(settings.temperature_wait_seconds * _NS)
+        window_s = settings.measure.window_ns / _NS
+        while True:
+            state = sampler.state()
+            if not state.ok or sampler.started_ns is None:
+                return TemperatureRefusal(Reason.SENSOR_FAULT, state.detail)
+            result = measure(
+                sampler.recent(window_s),
+                sensor_started_ns=sampler.started_ns,
+                model=settings.skin_model,
+                settings=settings.measure,
+            )
+            waiting = (
+                isinstance(result, TemperatureRefusal)
+                and result.reason is Reason.NO_PERSON_AT_SENSOR
+                and self.clock.monotonic_ns() < deadline
+            )
+            if not waiting or not sampler.wait(0.05):
+                return result
+
+    def health(self) -> dict[str, SourceHealth]:
+        """The last known health of each lane's camera."""
+        return dict(self._health)
