@@ -1,4 +1,11 @@
-"""QR decoding of grayscale frames: zxing-cpp first, pyzbar when zxing-cpp finds nothing."""
+"""QR decoding of grayscale frames: zxing-cpp, then a rescue stage only where a code seems to be.
+
+A decoder runs its stages in order until one reads something. The production order is
+zxing-cpp over the whole frame, then the rescue stage (see `gate_agent.hardware.rescue`),
+which spends more effort only on regions zxing-cpp located but could not decode, or that
+a cheap probe finds, so that a frame without a code costs little more than zxing-cpp.
+pyzbar over the whole frame remains available as a stage, for comparison.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +15,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Protocol, get_args
 
 import numpy as np
-import zxingcpp
-from pyzbar import pyzbar
 
 from gate_agent.errors import ImageError
 from gate_agent.hardware.images import Gray, load_gray, to_gray
+from gate_agent.hardware.readers import Corners, DecodedCode, Engine, ReadBy, read_zbar, read_zxing
+from gate_agent.hardware.rescue import rescue
 
 __all__ = [
     "ENGINES",
+    "PLAIN_CHAIN",
     "DecodeResult",
+    "DecodeTrace",
     "DecodedCode",
     "Decoder",
     "Engine",
     "QrDecoder",
+    "ReadBy",
     "decode_image_file",
     "load_gray",
     "to_gray",
@@ -31,27 +41,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Engine = Literal["zxing-cpp", "pyzbar"]
-ENGINES: tuple[Engine, ...] = ("zxing-cpp", "pyzbar")
-"""The production order: zxing-cpp reads more real photos and is faster; pyzbar adds a few."""
+ENGINES: tuple[Engine, ...] = ("zxing-cpp", "rescue")
+"""The production order: zxing-cpp reads most photos and is fast; the rescue adds a few."""
 
-# In zxing-cpp 3.x `QRCode` names the whole family (Model 1/2, Micro, rMQR); MicroQRCode is
-# listed to say so. A sequence, because `a | b` on formats is deprecated since 3.0.
-_ZXING_FORMATS = zxingcpp.BarcodeFormats(
-    [zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.MicroQRCode]
-)
-_ZBAR_SYMBOLS = [pyzbar.ZBarSymbol.QRCODE]
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedCode:
-    """One symbol found in a frame: its text, the engine that read it, its corners in pixels."""
-
-    text: str
-    engine: Engine
-    # zxing-cpp: top-left, top-right, bottom-right, bottom-left of the symbol as printed;
-    # pyzbar: zbar's polygon as given (4 points for a QR code). Empty when unknown.
-    corners: tuple[tuple[int, int], ...]
+PLAIN_CHAIN: tuple[Engine, ...] = ("zxing-cpp", "pyzbar")
+"""The former production order: pyzbar over every frame zxing-cpp reads nothing in."""
 
 
 class Decoder(Protocol):
@@ -62,11 +56,27 @@ class Decoder(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeTrace:
+    """The steps one decode ran, in order: stage names, "probe" and "rescue:<attempt>"."""
+
+    steps: tuple[str, ...]
+
+    @property
+    def rescued(self) -> bool:
+        """Whether the rescue stage worked on a region (more than the probe)."""
+        return any(step.startswith("rescue:") for step in self.steps)
+
+
 class QrDecoder:
-    """QR and Micro QR decoding with zxing-cpp and pyzbar, tried in order until one reads."""
+    """QR and Micro QR decoding: stages tried in order until one reads (thread-safe)."""
 
     def __init__(self, engines: Sequence[Engine] = ENGINES) -> None:
-        """Use `engines` in this order; the first to find any code answers for the frame."""
+        """Use the stages `engines` in this order; the first to find any code answers.
+
+        "zxing-cpp" and "pyzbar" read the whole frame; "rescue" works on what an earlier
+        "zxing-cpp" stage located but could not decode, or probes for such regions.
+        """
         unknown = [e for e in engines if e not in get_args(Engine)]
         if not engines or unknown:
             raise ValueError(f"engines must be a non-empty sequence of {get_args(Engine)}")
@@ -78,12 +88,29 @@ class QrDecoder:
 
     def decode(self, gray: Gray) -> list[DecodedCode]:
         """Return the codes in `gray`; ValueError on a bad array, ImageError if an engine fails."""
+        return self.decode_traced(gray)[0]
+
+    def decode_traced(self, gray: Gray) -> tuple[list[DecodedCode], DecodeTrace]:
+        """Like `decode`, also saying which steps ran (for tests, benchmarks and logs)."""
         gray = _checked(gray)
+        # Everything about this call lives here, not on self: one decoder serves any thread.
+        steps: list[str] = []
+        located: list[Corners] = []
+        codes: list[DecodedCode] = []
         for engine in self.engines:
-            codes = _read_zxing(gray) if engine == "zxing-cpp" else _read_zbar(gray)
+            if engine == "zxing-cpp":
+                steps.append(engine)
+                found = read_zxing(gray)
+                located.extend(found.located)
+                codes = found.codes
+            elif engine == "pyzbar":
+                steps.append(engine)
+                codes = read_zbar(gray)
+            else:
+                codes = rescue(gray, located, steps.append)
             if codes:
-                return _unique(codes)
-        return []
+                break
+        return _unique(codes), DecodeTrace(tuple(steps))
 
 
 def _checked(gray: Gray) -> Gray:
@@ -99,52 +126,6 @@ def _checked(gray: Gray) -> Gray:
     if gray.size == 0:
         raise ValueError(f"expected a non-empty image, got shape {gray.shape}")
     return np.ascontiguousarray(gray)
-
-
-def _read_zxing(gray: Gray) -> list[DecodedCode]:
-    """Read with zxing-cpp in Plain text mode, keeping only valid results."""
-    try:
-        # Plain: the payload as text. The default HRI mode writes control characters as
-        # <GS>-style tokens and GS1 data with parentheses, so exact matches would fail.
-        barcodes = zxingcpp.read_barcodes(
-            gray, formats=_ZXING_FORMATS, text_mode=zxingcpp.TextMode.Plain
-        )
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ImageError(f"zxing-cpp failed on a {gray.shape} frame: {exc}") from exc
-    codes = []
-    for barcode in barcodes:
-        if not barcode.valid or barcode.error is not None:
-            continue
-        p = barcode.position
-        corners = tuple(
-            (point.x, point.y) for point in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)
-        )
-        codes.append(DecodedCode(text=barcode.text, engine="zxing-cpp", corners=corners))
-    return codes
-
-
-def _read_zbar(gray: Gray) -> list[DecodedCode]:
-    """Read QR symbols with pyzbar (zbar reads no Micro QR), decoding its bytes as UTF-8."""
-    try:
-        found = pyzbar.decode(gray, symbols=_ZBAR_SYMBOLS)
-    except pyzbar.PyZbarError as exc:
-        raise ImageError(f"pyzbar failed on a {gray.shape} frame: {exc}") from exc
-    codes = []
-    for symbol in found:
-        corners = tuple((int(point.x), int(point.y)) for point in symbol.polygon)
-        codes.append(DecodedCode(text=_utf8(symbol.data), engine="pyzbar", corners=corners))
-    return codes
-
-
-def _utf8(data: bytes) -> str:
-    """Decode zbar's output, which is UTF-8 whenever zbar recognised the payload's charset."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Binary payloads or a wrong charset guess: replacement characters keep the text
-        # visibly damaged, so it can never match a pass by accident.
-        log.debug("pyzbar returned %d bytes that are not UTF-8", len(data))
-        return data.decode("utf-8", errors="replace")
 
 
 def _unique(codes: list[DecodedCode]) -> list[DecodedCode]:
