@@ -99,6 +99,7 @@ bench: install
 	$(BIN)/python -m bench.decode --out bench/out/decode.json
 	$(BIN)/python -m bench.passes --out bench/out/passes.json
 	$(BIN)/python -m bench.ledger --out bench/out/ledger.json
+	$(BIN)/python -m bench.gate --out bench/out/gate.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,197 @@
+"""The live gate's figures: decoding, empty frames, frame to decision, throughput, memory.
+
+Run as ``python -m bench.gate --out bench/out/gate.json``. Key names are fixed by
+the live-gate issue; baselines are measured in the same run (zxing-cpp alone
+for decoding; a bare interpreter with the same libraries for memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.common import report_header, write_report
+from bench.decode import DEFAULT_PHOTOS, decode_figures, empty_frame_figures
+from gate_agent.assemble import open_gate
+from gate_agent.config import GateConfig, load_config
+from gate_agent.core.passes import PassFields, PassKind, Scope, key_id, mask_name, sign
+from gate_agent.hardware.render import PAPER, PHONE, render_pass
+from gate_agent.ledger import Ledger, verify_ledger_file
+from gate_agent.simulation import Visit, run_visits
+
+KEY = Ed25519PrivateKey.generate()
+_LIBRARIES = "import cv2, zxingcpp, numpy, pyzbar.pyzbar, gpiozero, sqlite_utils, cryptography"
+
+
+def passes(count: int) -> list[str]:
+    """Distinct valid passes for the bench gate's compound."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [
+        sign(
+            PassFields(
+                pass_id=f"BENCH{i:05d}",
+                kind=PassKind.RESIDENT,
+                household_id=f"H{i:05d}",
+                scope=Scope.parse("compound:C1"),
+                valid_from=now - timedelta(days=1),
+                valid_until=now + timedelta(days=30),
+                display_name=mask_name("王小明"),
+                unit=f"{i % 9 + 1}-1-{100 + i}",
+            ),
+            KEY,
+        )
+        for i in range(count)
+    ]
+
+
+def gate_toml(folder: Path, camera: str, extra: str = "") -> Path:
+    """A screening gate with a simulated thermometer and mock pins."""
+    path = folder / "gate.toml"
+    path.write_text(
+        f"""[gate]
+id = "BENCH-1"
+compound_id = "C1"
+community_id = "M1"
+data_dir = "gate"
+
+[[cameras]]
+source = "{camera}"
+direction = "in"
+{extra}
+[scanner]
+debounce_seconds = 1.0
+
+[thermometer]
+kind = "simulated"
+warmup_seconds = 0
+
+[signals]
+kind = "mock"
+open_seconds = 0.2
+hold_seconds = 0.2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def trust(config: GateConfig) -> None:
+    """Give the bench gate the bench issuer's key."""
+    raw = base64.b64encode(KEY.public_key().public_bytes_raw()).decode()
+    item = {"kid": key_id(KEY.public_key()), "public_key": raw, "retired": False}
+    with Ledger.open(config.ledger_path, gate_id=config.gate.id) as ledger:
+        ledger.state.apply_snapshots({"keys": (1, [item])})
+
+
+def throughput(folder: Path, count: int) -> dict[str, Any]:
+    """Walk `count` screened residents through a simulated gate; latency and rate."""
+    config = load_config(gate_toml(folder, "sim:"))
+    trust(config)
+    visits = [
+        Visit(f"resident {i}", text, body_celsius=36.4 + (i % 5) / 10)
+        for i, text in enumerate(passes(count))
+    ]
+    latencies: list[float] = []
+    with open_gate(config) as gate:
+        started = time.perf_counter()
+        events = run_visits(gate, visits, on_decision=lambda v, e: None, gap_s=0.2)
+        elapsed = time.perf_counter() - started
+    decided = [e for e in events if e is not None]
+    latencies = [float(e.data["latency_ms"]) for e in decided]
+    allowed = sum(e.data["outcome"] == "allow" for e in decided)
+    return {
+        "frame_to_decision_ms": {
+            "median": round(statistics.median(latencies), 2),
+            "p95": round(statistics.quantiles(latencies, n=20)[-1], 2),
+        },
+        "persons_per_minute": round(len(decided) / elapsed * 60, 1),
+        "persons": count,
+        "allowed": allowed,
+    }
+
+
+def peak_rss(folder: Path, count: int) -> dict[str, float]:
+    """Peak resident memory of `gate-agent run` reading a folder of pass photos."""
+    images = folder / "photos"
+    images.mkdir()
+    for i, text in enumerate(passes(count)):
+        cv2.imwrite(str(images / f"{i:03d}.png"), render_pass(text, PHONE if i % 2 else PAPER))
+    path = gate_toml(folder, f"folder:{images}", "interval_seconds = 0.5\n")
+    config = load_config(path)
+    trust(config)
+    agent = Path(sys.executable).with_name("gate-agent")
+    process = subprocess.Popen(
+        [str(agent), "--config", str(path), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + count * 0.5 + 20
+    entries, peak_kib = 0, 0
+    while time.monotonic() < deadline and entries < count:
+        time.sleep(0.5)
+        entries = verify_ledger_file(config.ledger_path).entries_checked
+        peak_kib = max(peak_kib, vm_hwm_kib(process.pid))
+    process.send_signal(signal.SIGTERM)
+    exit_code = process.wait(timeout=30)
+    baseline = subprocess.run(
+        [sys.executable, "-c", f"{_LIBRARIES}; print(next(l.split()[1] for l in "
+         "open('/proc/self/status') if l.startswith('VmHWM:')))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {
+        "peak_rss_mb": round(peak_kib / 1024, 1),
+        "baseline_libraries_rss_mb": round(int(baseline.stdout) / 1024, 1),
+        "run_exit_code": exit_code,
+        "run_entries": entries,
+    }
+
+
+def vm_hwm_kib(pid: int) -> int:
+    """A process's peak resident memory so far (VmHWM), in KiB.
+
+    Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a child
+    of a large parent would report the parent's peak.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print its JSON and write it to --out."""
+    parser = argparse.ArgumentParser(prog="python -m bench.gate", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/gate.json"))
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--persons", type=int, default=40)
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = report_header("gate", ("opencv-python-headless", "zxing-cpp"))
+    report["decode"] = decode_figures(args.photos, args.repeat)
+    report["empty_frame_ms"] = empty_frame_figures(args.repeat)
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        live, run = Path(tmp, "live"), Path(tmp, "run")
+        live.mkdir()
+        run.mkdir()
+        report.update(throughput(live, args.persons))
+        memory = peak_rss(run, max(4, args.persons // 4))
+    report["peak_rss_mb"] = memory.pop("peak_rss_mb")
+    report["memory"] = memory
+    write_report(report, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
