@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench import decode, ledger, passes
+from bench import decode, gate, ledger, passes
 
 
-def run(module: object, out: Path, *args: str) -> dict[str, object]:
+def run(module: object, out: Path, *args: str) -> dict[str, Any]:
     assert module.main(["--out", str(out), *args]) == 0  # type: ignore[attr-defined]
-    report: dict[str, object] = json.loads(out.read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     assert report["environment"]
     return report
 
@@ -43,3 +44,18 @@ def test_decode_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert production["positives_exact"] >= 127
     assert production["negatives_with_text"] == 0
     assert report["ratio_median_vs_baseline"] > 0
+
+
+def test_gate_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(gate, tmp_path / "g.json", "--repeat", "1", "--persons", "4")
+    capsys.readouterr()
+    assert set(report["empty_frame_ms"]) == {"640x480", "1280x720", "zxingcpp_only_1280x720"}
+    assert set(report["frame_to_decision_ms"]) == {"median", "p95"}
+    assert report["persons_per_minute"] > 0
+    assert report["peak_rss_mb"] > 0
+    memory = report["memory"]
+    assert isinstance(memory, dict) and memory["run_entries"] == 4
+    decoded = report["decode"]
+    assert isinstance(decoded, dict)
+    if "skipped" not in decoded:
+        assert decoded["positives_read"] >= 131 and decoded["negatives_false"] == 0
