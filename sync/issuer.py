@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_agent.core.passes import PassFields, key_id, sign
 from sync.errors import IssuerKeyError
 from sync.protocol import (
+    DirectoryItem,
+    DirectoryList,
     IsolationItem,
     IsolationList,
     KeyItem,
@@ -103,11 +105,26 @@ class Issuer:
             )
             for household, start, end in self.store.isolations(now)
         ]
+        people = [
+            DirectoryItem(
+                pass_id=row.pass_id,
+                kind=row.kind,
+                household_id=row.household_id,
+                scope=row.scope,
+                valid_from=datetime.fromisoformat(row.valid_from),
+                valid_until=datetime.fromisoformat(row.valid_until),
+                display_name=row.display_name,
+                unit=row.unit,
+                exit_quota=row.exit_quota,
+            )
+            for row in self.store.directory(now)
+        ]
         return ListsBundle(
             issued_at=now,
             keys=KeyList(version=self._version("keys"), items=tuple(keys)),
             revocations=RevocationList(version=self._version("revocations"), items=tuple(revoked)),
             isolations=IsolationList(version=self._version("isolations"), items=tuple(isolated)),
+            directory=DirectoryList(version=self._version("directory"), items=tuple(people)),
         )
 
     def _version(self, name: str) -> int:

@@ -3,6 +3,8 @@
 A bundle carries each list as a full snapshot with a version. A gate applies
 every list in one transaction and never one at a lower or equal version than it
 holds, so a stale bundle (an old USB stick, a replayed download) changes nothing.
+The directory lists the people passes in force, for a guard to look up someone
+who has no phone or card; it carries no signatures, the bundle is trusted whole.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LIST_NAMES = ("keys", "revocations", "isolations")
+LIST_NAMES = ("keys", "revocations", "isolations", "directory")
+
+_PASS_ID = r"^[0-9A-Z]{6,16}$"
+_IDENT = r"[0-9A-Za-z][0-9A-Za-z_-]{0,23}"
+# The pass format's rules (gate_agent/core/passes.py), restated for the wire.
+_SCOPE = rf"^(?:(?:community|compound):{_IDENT}|gates:{_IDENT}(?:,{_IDENT})*)$"
+_UNIT = r"^(?:[0-9A-Za-z]{1,6}(?:-[0-9A-Za-z]{1,6}){0,2})?$"
+_QUOTA = r"^[1-9][0-9]?/[1-9][0-9]?$"
+_MAX_NAME_CHARS = 16
 
 
 class _Wire(BaseModel):
@@ -46,7 +56,7 @@ class KeyItem(_Wire):
 class RevocationItem(_Wire):
     """A revoked pass."""
 
-    pass_id: Annotated[str, Field(pattern=r"^[0-9A-Z]{6,16}$")]
+    pass_id: Annotated[str, Field(pattern=_PASS_ID)]
     revoked_at: AwareDatetime
     reason: Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -54,7 +64,7 @@ class RevocationItem(_Wire):
 class IsolationItem(_Wire):
     """A household in home isolation for a period."""
 
-    household_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")]
+    household_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
     start: AwareDatetime
     end: AwareDatetime
 
@@ -62,6 +72,35 @@ class IsolationItem(_Wire):
     def _ordered(self) -> IsolationItem:
         if self.end <= self.start:
             raise ValueError("isolation end must be after its start")
+        return self
+
+
+class DirectoryItem(_Wire):
+    """A people pass in force, as the guard looks it up: masked name and unit, no signature."""
+
+    pass_id: Annotated[str, Field(pattern=_PASS_ID)]
+    kind: Literal["resident", "tenant", "visitor", "worker", "delivery"]
+    household_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+    scope: Annotated[str, Field(pattern=_SCOPE)]
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    display_name: Annotated[str, Field(min_length=1, max_length=_MAX_NAME_CHARS)]
+    unit: Annotated[str, Field(pattern=_UNIT)] = ""
+    exit_quota: Annotated[str, Field(pattern=_QUOTA)] | None = None
+
+    @field_validator("display_name")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        if "*" not in value:
+            raise ValueError("display_name must be masked (contain '*')")
+        if "|" in value or not value.isprintable():
+            raise ValueError("display_name has a control character or '|'")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DirectoryItem:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
         return self
 
 
@@ -86,6 +125,16 @@ class IsolationList(_Wire):
     items: tuple[IsolationItem, ...]
 
 
+class DirectoryList(_Wire):
+    """The people passes in force at a version."""
+
+    version: Annotated[int, Field(ge=1)]
+    items: tuple[DirectoryItem, ...]
+
+
+_Snapshot = KeyList | RevocationList | IsolationList | DirectoryList
+
+
 class ListsBundle(_Wire):
     """Every list the centre sends a gate; a list left out is left as the gate has it."""
 
@@ -94,12 +143,13 @@ class ListsBundle(_Wire):
     keys: KeyList | None = None
     revocations: RevocationList | None = None
     isolations: IsolationList | None = None
+    directory: DirectoryList | None = None
 
     def snapshots(self) -> dict[str, tuple[int, list[dict[str, Any]]]]:
         """The lists as (version, items) in JSON-ready primitives, for the gate's store."""
         out: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         for name in LIST_NAMES:
-            snapshot: KeyList | RevocationList | IsolationList | None = getattr(self, name)
+            snapshot: _Snapshot | None = getattr(self, name)
             if snapshot is not None:
                 items = [item.model_dump(mode="json") for item in snapshot.items]
                 out[name] = (snapshot.version, items)

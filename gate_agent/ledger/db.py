@@ -100,7 +100,9 @@ def connect_reader(path: Path) -> Database:
     return db
 
 
-def first_row(db: Database, sql: str, params: Sequence[object] = ()) -> dict[str, Any] | None:
+def first_row(
+    db: Database, sql: str, params: Sequence[object] | dict[str, Any] = ()
+) -> dict[str, Any] | None:
     """The first row of a query as a dict, or None; for queries of at most one row."""
     # Fetched in full, so no half-read statement keeps an old snapshot open.
     rows = list(db.query(sql, params))

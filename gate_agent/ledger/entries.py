@@ -33,6 +33,7 @@ from gate_agent.ledger.records import (
     utc_iso,
 )
 from gate_agent.ledger.state import GateState
+from gate_agent.ledger.summary import DaySummary, day_summary, people_inside_estimate
 from gate_agent.ledger.verify import LedgerReport, verify_connection
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,24 @@ class Ledger:
                 (household_id, since_text),
             )
             return [datetime.fromisoformat(row["wall_time"]) for row in rows]
+
+    def day_summary(self, since: datetime, until: datetime) -> DaySummary:
+        """Counts of the entries with wall times from ``since`` up to (not including) ``until``.
+
+        Passages in and out (allowed), refusals by reason, rechecks, fevers, alerts and
+        entries a guard made; see ``DaySummary``.
+        """
+        with self._store.read() as db:
+            return day_summary(db, since, until)
+
+    def people_inside_estimate(self, since: datetime) -> int:
+        """How many passes last went *in* here, counting allowed passages since ``since``.
+
+        An estimate from this gate's ledger only: people who never scanned (or not since
+        ``since``) are not counted, and passages through other gates are not seen.
+        """
+        with self._store.read() as db:
+            return people_inside_estimate(db, since)
 
     def purge_personal(self, before: datetime) -> int:
         """Blank the personal data (and salt) of entries older than ``before``; return how many.

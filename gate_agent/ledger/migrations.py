@@ -166,6 +166,86 @@ CREATE TABLE settings (
 """
 
 
+# SQLite cannot change a CHECK constraint in place: the table is rebuilt, its rows copied,
+# and its trigger made again (dropping the old table dropped it).
+_V3_DIRECTORY = """
+CREATE TABLE list_versions_v3 (
+    name TEXT PRIMARY KEY
+        CHECK (name IN ('keys', 'revocations', 'isolations', 'settings', 'directory')),
+    version INTEGER NOT NULL CHECK (version >= 1),
+    applied_at TEXT NOT NULL
+) STRICT;
+
+INSERT INTO list_versions_v3 (name, version, applied_at)
+    SELECT name, version, applied_at FROM list_versions;
+
+DROP TABLE list_versions;
+
+ALTER TABLE list_versions_v3 RENAME TO list_versions;
+
+CREATE TRIGGER list_versions_only_rise BEFORE UPDATE ON list_versions
+WHEN NEW.version <= OLD.version
+BEGIN
+    SELECT RAISE(ABORT, 'a gate list never goes back to an older or equal version');
+END;
+
+-- The centre's people passes, for the guard to look up someone without phone or card.
+-- Units compare without case ('a-1-101' finds 'A-1-101'); times are UTC ISO 8601.
+CREATE TABLE directory (
+    pass_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL
+        CHECK (kind IN ('resident', 'tenant', 'visitor', 'worker', 'delivery')),
+    household_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    valid_from TEXT NOT NULL,
+    valid_until TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    unit TEXT NOT NULL COLLATE NOCASE,
+    exit_quota TEXT,
+    CHECK (valid_from < valid_until)
+) STRICT;
+
+CREATE INDEX directory_by_unit ON directory (unit, display_name);
+"""
+
+_V4_LOCAL_SETTINGS = """
+-- Settings an admin changes at this gate (now: the gate mode), every change kept:
+-- the newest row of a key is its value, older rows are the audit trail.
+CREATE TABLE local_settings (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL CHECK (key <> ''),
+    value TEXT NOT NULL,
+    set_at TEXT NOT NULL,
+    set_by TEXT NOT NULL CHECK (set_by <> ''),
+    CHECK (key <> 'mode' OR value IN ('open', 'screening', 'lockdown'))
+) STRICT;
+
+CREATE INDEX local_settings_by_key ON local_settings (key, id);
+
+CREATE TRIGGER local_settings_kept_update BEFORE UPDATE ON local_settings
+BEGIN
+    SELECT RAISE(ABORT, 'local settings are an audit trail: add a row, never change one');
+END;
+
+CREATE TRIGGER local_settings_kept_delete BEFORE DELETE ON local_settings
+BEGIN
+    SELECT RAISE(ABORT, 'local settings are an audit trail: add a row, never delete one');
+END;
+"""
+
+# Indexes only: the entries' columns, hash chain and triggers stay as they are.
+_V5_ENTRY_COUNTS = """
+-- Covers the console's counts over a time range without reading the entries themselves.
+CREATE INDEX entries_counts_by_time
+    ON entries (wall_time, outcome, direction, reason, alert, guard);
+
+-- Covers the last allowed passage of each pass since a time (people inside); outcome
+-- is a column too, as SQLite counts an index covering only by its columns.
+CREATE INDEX entries_allowed_by_time ON entries (wall_time, pass_id, direction, outcome)
+    WHERE outcome = 'allow' AND pass_id IS NOT NULL;
+"""
+
+
 def numbered(name: str) -> Callable[[_Step], _Step]:
     """Register the next migration, whose name must start with its 4-digit number."""
     expected = f"{len(MIGRATION_NAMES) + 1:04d}_"
@@ -185,6 +265,24 @@ def _meta_and_entries(db: Database) -> None:
 def _gate_lists(db: Database) -> None:
     """The gate's lists: issuer keys, revocations, isolations, settings."""
     run_script(db, _V2_GATE_STATE)
+
+
+@numbered("0003_directory")
+def _directory(db: Database) -> None:
+    """The resident directory, and its name among the versioned lists."""
+    run_script(db, _V3_DIRECTORY)
+
+
+@numbered("0004_local_settings")
+def _local_settings(db: Database) -> None:
+    """Settings changed at the gate, with who changed them and when."""
+    run_script(db, _V4_LOCAL_SETTINGS)
+
+
+@numbered("0005_entry_counts")
+def _entry_counts(db: Database) -> None:
+    """Indexes for the console's counts."""
+    run_script(db, _V5_ENTRY_COUNTS)
 
 
 def split_statements(script: str) -> list[str]:

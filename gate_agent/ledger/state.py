@@ -1,46 +1,42 @@
-"""The gate's local lists: issuer keys, revocations, isolated households and settings.
+"""The gate's local state: the centre's lists, the resident directory, the admin's mode.
 
 Each list arrives whole, with a version; it replaces the stored list only when its version
-is higher, and several lists arriving together are applied in one transaction.
+is higher, and several lists arriving together are applied in one transaction. The
+directory is such a list. The gate mode an admin sets at the gate is kept apart, with
+every change, who made it and when.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from gate_agent.ledger.db import Store
-from gate_agent.ledger.records import canonical_json, utc_iso
+from gate_agent.core.reasons import GateMode
+from gate_agent.ledger import directory
+from gate_agent.ledger.db import Store, first_row
+from gate_agent.ledger.items import DIRECTORY, LIST_NAMES, TABLES, prepare
+from gate_agent.ledger.records import utc_iso
+from gate_agent.ledger.summary import aware_iso
 
 logger = logging.getLogger(__name__)
 
-LIST_NAMES: tuple[str, ...] = ("keys", "revocations", "isolations", "settings")
-PUBLIC_KEY_BYTES = 32
+__all__ = ["LIST_NAMES", "DirectoryStatus", "GateState"]
 
-_Row = tuple[object, ...]
+MODES = frozenset(mode.value for mode in GateMode)
+MAX_HISTORY = 1000
 
-# (table, its columns in item order, the statement that clears it): fixed per list.
-# The clearing DELETE runs first and fails on a missing table, where sqlite-utils'
-# delete_where() would skip it and insert_all() would quietly create a table without
-# the schema's constraints.
-_TABLES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "keys": ("issuer_keys", ("kid", "public_key", "retired"), "DELETE FROM issuer_keys"),
-    "revocations": (
-        "revocations",
-        ("pass_id", "revoked_at", "reason"),
-        "DELETE FROM revocations",
-    ),
-    "isolations": (
-        "isolations",
-        ("household_id", "starts_at", "ends_at"),
-        "DELETE FROM isolations",
-    ),
-    "settings": ("settings", ("key", "value"), "DELETE FROM settings"),
-}
+
+@dataclass(frozen=True)
+class DirectoryStatus:
+    """The directory the gate holds: its version (0 never loaded), when it came, its size."""
+
+    version: int
+    applied_at: datetime | None
+    items: int
 
 
 class GateState:
@@ -51,11 +47,16 @@ class GateState:
         self._store = store
 
     def list_versions(self) -> dict[str, int]:
-        """The stored version of every list, 0 for a list never loaded."""
+        """The stored version of every list in ``LIST_NAMES``, 0 for a list never loaded.
+
+        The directory is reported by ``directory_status``: it steers no decision, so its
+        age is no reason to call the gate's lists stale.
+        """
         versions = dict.fromkeys(LIST_NAMES, 0)
         with self._store.read() as db:
             for row in db.query("SELECT name, version FROM list_versions"):
-                versions[row["name"]] = row["version"]
+                if row["name"] in versions:
+                    versions[row["name"]] = row["version"]
         return versions
 
     def list_applied_at(self) -> dict[str, datetime | None]:
@@ -63,7 +64,8 @@ class GateState:
         applied: dict[str, datetime | None] = dict.fromkeys(LIST_NAMES)
         with self._store.read() as db:
             for row in db.query("SELECT name, applied_at FROM list_versions"):
-                applied[row["name"]] = datetime.fromisoformat(row["applied_at"])
+                if row["name"] in applied:
+                    applied[row["name"]] = datetime.fromisoformat(row["applied_at"])
         return applied
 
     def list_ages(self, now: datetime) -> dict[str, timedelta | None]:
@@ -78,15 +80,10 @@ class GateState:
     ) -> list[str]:
         """Replace each list whose version is newer than the stored one; return those applied.
 
-        All lists go in one transaction. An unknown list name or a malformed item raises
-        ``ValueError`` and nothing is applied.
+        Lists are ``LIST_NAMES`` and ``"directory"``. All go in one transaction. An unknown
+        list name or a malformed item raises ``ValueError`` and nothing is applied.
         """
-        prepared: list[tuple[str, int, list[_Row]]] = []
-        for name, snapshot in snapshots.items():
-            if name not in _PARSERS:
-                raise ValueError(f"unknown list {name!r}; lists are {', '.join(LIST_NAMES)}")
-            version, items = _unpack(name, snapshot)
-            prepared.append((name, version, _parse_items(name, items)))
+        prepared = prepare(snapshots)
         applied: list[str] = []
         with self._store.write() as db:
             stored = {
@@ -98,7 +95,7 @@ class GateState:
                 if version <= stored.get(name, 0):
                     logger.info("list %s version %d skipped: have %d", name, version, stored[name])
                     continue
-                table, columns, clear = _TABLES[name]
+                table, columns, clear = TABLES[name]
                 db.execute(clear)
                 db.table(table).insert_all(dict(zip(columns, row, strict=True)) for row in rows)
                 db.execute(
@@ -155,107 +152,79 @@ class GateState:
             rows = db.query("SELECT key, value FROM settings ORDER BY key")
             return {row["key"]: json.loads(row["value"]) for row in rows}
 
+    # -- the resident directory --------------------------------------------------------------
 
-def _unpack(name: str, snapshot: object) -> tuple[int, Sequence[object]]:
-    if not isinstance(snapshot, tuple | list) or len(snapshot) != 2:
-        raise ValueError(f"{name}: expected a (version, items) pair")
-    version, items = snapshot
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"{name}: version must be an int of at least 1, got {version!r}")
-    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
-        raise ValueError(f"{name}: items must be a sequence of mappings")
-    return version, items
+    def directory_status(self) -> DirectoryStatus:
+        """The directory's version (0 when never loaded), when it was applied, how many items."""
+        with self._store.read() as db:
+            row = first_row(
+                db, "SELECT version, applied_at FROM list_versions WHERE name = ?", (DIRECTORY,)
+            )
+            items = directory.count(db)
+        if row is None:
+            return DirectoryStatus(0, None, items)
+        return DirectoryStatus(row["version"], datetime.fromisoformat(row["applied_at"]), items)
 
+    def directory_search(
+        self, *, unit: str | None = None, name: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Directory items by building-unit-room prefix and/or masked name, by unit then name.
 
-def _parse_items(name: str, items: Sequence[object]) -> list[_Row]:
-    parser = _PARSERS[name]
-    rows: list[_Row] = []
-    seen: set[object] = set()
-    for index, item in enumerate(items):
-        where = f"{name}[{index}]"
-        fields = _PARSER_FIELDS[name]
-        if not isinstance(item, Mapping):
-            raise ValueError(f"{where}: expected a mapping, got {type(item).__name__}")
-        if set(item) != set(fields):
-            raise ValueError(f"{where}: expected exactly the fields {sorted(fields)}")
-        row = parser(where, item)
-        key = row[:2] if name == "isolations" else row[0]
-        if key in seen:
-            raise ValueError(f"{where}: duplicate {fields[0]} {row[0]!r}")
-        seen.add(key)
-        rows.append(row)
-    return rows
+        Both queries given: items matching both; neither (or blank): the first ``limit``
+        items. The matching rules are in ``gate_agent.ledger.directory``. Each item is a
+        dict of ``pass_id``, ``kind``, ``household_id``, ``scope``, ``valid_from`` and
+        ``valid_until`` (aware UTC datetimes), ``display_name``, ``unit`` ("" for none)
+        and ``exit_quota`` ("1/2" or None), as the centre sent them. The directory holds
+        what was issued and unrevoked when the centre sent it: a decision must still
+        check the pass (validity, revocations) before letting anyone through.
+        """
+        with self._store.read() as db:
+            return directory.search(db, unit=unit, name=name, limit=limit)
 
+    def directory_get(self, pass_id: str) -> dict[str, Any] | None:
+        """The directory item of one pass (fields as ``directory_search``), or None."""
+        with self._store.read() as db:
+            return directory.get(db, pass_id)
 
-def _parse_key(where: str, item: Mapping[str, object]) -> _Row:
-    encoded = _text(item["public_key"], where, "public_key")
-    try:
-        raw = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{where}: public_key is not valid base64") from exc
-    if len(raw) != PUBLIC_KEY_BYTES:
-        raise ValueError(f"{where}: public_key must decode to 32 bytes, got {len(raw)}")
-    retired = item["retired"]
-    if not isinstance(retired, bool):
-        raise ValueError(f"{where}: retired must be a bool")
-    return (_text(item["kid"], where, "kid"), raw, int(retired))
+    # -- the gate mode an admin sets here ------------------------------------------------------
 
+    def set_local_mode(self, mode: str, *, by: str, at: datetime) -> None:
+        """Record an admin's switch of this gate's mode; earlier switches stay as the trail.
 
-def _parse_revocation(where: str, item: Mapping[str, object]) -> _Row:
-    return (
-        _text(item["pass_id"], where, "pass_id"),
-        _time(item["revoked_at"], where, "revoked_at"),
-        _text(item["reason"], where, "reason"),
-    )
+        ``mode`` is ``open``, ``screening`` or ``lockdown``; ``by`` names the admin; ``at``
+        is an aware time. Anything else raises ``ValueError`` and records nothing.
+        """
+        if not isinstance(mode, str) or mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+        if not isinstance(by, str) or not by.strip():
+            raise ValueError("by must name who switched the mode")
+        at_text = aware_iso(at, "at")
+        with self._store.write() as db:
+            db.execute(
+                "INSERT INTO local_settings (key, value, set_at, set_by) VALUES ('mode', ?, ?, ?)",
+                (str.__str__(mode), at_text, by),
+            )
+        logger.info("gate mode set to %s by %s at %s", mode, by, at_text)
 
+    def local_mode(self) -> tuple[str, datetime, str] | None:
+        """The mode an admin last set here as (mode, when in UTC, by whom), or None."""
+        history = self.local_mode_history(limit=1)
+        return history[0] if history else None
 
-def _parse_isolation(where: str, item: Mapping[str, object]) -> _Row:
-    start = _time(item["start"], where, "start")
-    end = _time(item["end"], where, "end")
-    if start >= end:
-        raise ValueError(f"{where}: start must be before end")
-    return (_text(item["household_id"], where, "household_id"), start, end)
+    def local_mode_history(self, limit: int = 50) -> list[tuple[str, datetime, str]]:
+        """The admins' mode switches at this gate as (mode, when, by), the last recorded first.
 
-
-def _parse_setting(where: str, item: Mapping[str, object]) -> _Row:
-    try:
-        value = canonical_json(item["value"]).decode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: value is not JSON-serializable: {exc}") from exc
-    return (_text(item["key"], where, "key"), value)
-
-
-_PARSERS: dict[str, Callable[[str, Mapping[str, object]], _Row]] = {
-    "keys": _parse_key,
-    "revocations": _parse_revocation,
-    "isolations": _parse_isolation,
-    "settings": _parse_setting,
-}
-# The first field is each list's identity, for the duplicate check.
-_PARSER_FIELDS: dict[str, tuple[str, ...]] = {
-    "keys": ("kid", "public_key", "retired"),
-    "revocations": ("pass_id", "revoked_at", "reason"),
-    "isolations": ("household_id", "start", "end"),
-    "settings": ("key", "value"),
-}
-
-
-def _text(value: object, where: str, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{where}: {field} must be a non-empty string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"{where}: {field} is not valid Unicode text") from exc
-    return value
-
-
-def _time(value: object, where: str, field: str) -> str:
-    text = _text(value, where, field)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {field} is not an ISO 8601 time: {text!r}") from exc
-    if moment.utcoffset() is None:
-        raise ValueError(f"{where}: {field} must carry a UTC offset: {text!r}")
-    return utc_iso(moment)
+        Order is the order of recording, not of the times given: a switch made while the
+        clock was wrong is still the one in force if it came last.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_HISTORY:
+            raise ValueError(f"limit must be an int between 1 and {MAX_HISTORY}, got {limit!r}")
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT value, set_at, set_by FROM local_settings WHERE key = 'mode'"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            return [
+                (row["value"], datetime.fromisoformat(row["set_at"]), row["set_by"]) for row in rows
+            ]

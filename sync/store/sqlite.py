@@ -1,4 +1,9 @@
-"""The central store on SQLite: issuer keys, issued passes, revocations and list versions."""
+"""The central store on SQLite: issuer keys, issued passes, revocations and list versions.
+
+A list's version goes up in the transaction that changes it: ``keys`` when a key is
+added, ``revocations`` when a pass is revoked, ``isolations`` when one is ordered or
+lifted, ``directory`` when a pass is issued or revoked.
+"""
 
 from __future__ import annotations
 
@@ -63,6 +68,21 @@ class KeyRow:
     public_key: bytes
     created_at: str
     retired_at: str | None
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    """An issued, unrevoked pass as the gates' directory lists it (times as stored, UTC)."""
+
+    pass_id: str
+    kind: str
+    household_id: str
+    scope: str
+    valid_from: str
+    valid_until: str
+    display_name: str
+    unit: str
+    exit_quota: str | None
 
 
 @dataclass(frozen=True)
@@ -147,9 +167,12 @@ class CentralStore:
     def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
         """Record an issued pass."""
         quota = fields.exit_quota
-        if self._db.execute("SELECT 1 FROM passes WHERE pass_id = ?", (fields.pass_id,)).fetchone():
-            raise Conflict(f"pass {fields.pass_id} was issued already: reissue it under a new id")
         with self._tx() as db:
+            # Checked under the write lock, so two issuers cannot both pass the check.
+            if db.execute("SELECT 1 FROM passes WHERE pass_id = ?", (fields.pass_id,)).fetchone():
+                raise Conflict(
+                    f"pass {fields.pass_id} was issued already: reissue it under a new id"
+                )
             db.execute(
                 "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
                 " display_name, unit, exit_quota, key_id, text, issued_at)"
@@ -169,6 +192,7 @@ class CentralStore:
                     _iso(now),
                 ),
             )
+            self._bump(db, "directory")
 
     def get_pass(self, pass_id: str) -> PassRow:
         """One issued pass; NotFound when there is none."""
@@ -192,6 +216,7 @@ class CentralStore:
             ).rowcount
             if changed:
                 self._bump(db, "revocations")
+                self._bump(db, "directory")
         return bool(changed)
 
     def isolate(
@@ -244,6 +269,22 @@ class CentralStore:
             (_iso(now),),
         )
         return [(r[0], r[1], r[2] or "") for r in rows]
+
+    def directory(self, now: datetime) -> list[DirectoryRow]:
+        """People passes in force or to come: issued, not revoked, valid until after ``now``.
+
+        A pass that expires drops out without a new version: gates refuse it as expired
+        anyway, and the next change sends the list without it.
+        """
+        # Vehicles have no one to look up; every other kind is a person.
+        rows = self._db.execute(
+            "SELECT pass_id, kind, household_id, scope, valid_from, valid_until,"
+            " display_name, unit, exit_quota FROM passes"
+            " WHERE revoked_at IS NULL AND valid_until > ? AND kind <> 'vehicle'"
+            " ORDER BY pass_id",
+            (_iso(now),),
+        )
+        return [DirectoryRow(*row) for row in rows]
 
 
 def _iso(moment: datetime) -> str:

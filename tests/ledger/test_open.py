@@ -33,6 +33,9 @@ def test_creation_makes_directories_records_migrations_and_meta(ledger_path: Pat
     assert [(set_name, name) for set_name, name, _ in migrations] == [
         ("gate-ledger", "0001_entries"),
         ("gate-ledger", "0002_gate_lists"),
+        ("gate-ledger", "0003_directory"),
+        ("gate-ledger", "0004_local_settings"),
+        ("gate-ledger", "0005_entry_counts"),
     ]
     # sqlite-utils stamps its migration records with its own UTC clock, not the ledger's.
     for _, _, applied in migrations:
@@ -61,7 +64,7 @@ def test_reopening_keeps_stream_id_entries_and_applies_no_migration_twice(
         assert again.stream_id == stream_id
         assert again.count() == 1
         assert again.append(draft(1)).seq == 2
-    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 2
+    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 5
     assert len(raw_rows(ledger_path, "SELECT * FROM meta")) == 1
 
 
@@ -123,10 +126,10 @@ def test_a_ledger_from_a_newer_agent_is_refused(ledger_path: Path) -> None:
     conn.execute(insert, ("other-app", "0007_unrelated", "2030-01-01"))
     conn.commit()
     Ledger.open(ledger_path, gate_id="gate-a").close()
-    conn.execute(insert, ("gate-ledger", "0003_future", "2030-01-01"))
+    conn.execute(insert, ("gate-ledger", "0099_future", "2030-01-01"))
     conn.commit()
     conn.close()
-    with pytest.raises(LedgerError, match=r"\['0003_future'\].*newer"):
+    with pytest.raises(LedgerError, match=r"\['0099_future'\].*newer"):
         Ledger.open(ledger_path, gate_id="gate-a")
 
 
@@ -158,10 +161,17 @@ def test_opening_a_new_file_from_several_connections_at_once(ledger_path: Path) 
 
 
 def test_migrations_are_numbered_in_order() -> None:
-    assert MIGRATION_NAMES == ["0001_entries", "0002_gate_lists"]
-    with pytest.raises(ValueError, match="0003_"):
-        numbered("0004_skipped_a_number")
-    assert MIGRATION_NAMES == ["0001_entries", "0002_gate_lists"]
+    shipped = [
+        "0001_entries",
+        "0002_gate_lists",
+        "0003_directory",
+        "0004_local_settings",
+        "0005_entry_counts",
+    ]
+    assert shipped == MIGRATION_NAMES
+    with pytest.raises(ValueError, match="0006_"):
+        numbered("0007_skipped_a_number")
+    assert shipped == MIGRATION_NAMES
 
 
 def test_missing_file_cannot_be_verified(tmp_path: Path) -> None:

@@ -190,10 +190,18 @@ def test_verify_through_the_open_ledger_sees_tampering(ledger: Ledger) -> None:
 
 def test_damaged_file_fails_the_integrity_check(ledger_path: Path) -> None:
     _ledger_with(ledger_path, 300, note="x" * 200)
+    # Full leaves of the entries table (page numbers count from 1), wherever the
+    # migrations put them.
+    leaves = raw_rows(
+        ledger_path,
+        "SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf' ORDER BY pageno",
+    )
+    assert len(leaves) >= 3
     data = bytearray(ledger_path.read_bytes())
     page = 4096
-    # Scribble over the middle of a few pages past the schema page.
-    for start in (page * 3 + 100, page * 10 + 100, page * 20 + 50):
+    # Scribble over the middle of a few of them.
+    for (pageno,) in (leaves[0], leaves[len(leaves) // 2], leaves[-2]):
+        start = (int(str(pageno)) - 1) * page + 100
         data[start : start + 2000] = b"\xff" * 2000
     ledger_path.write_bytes(bytes(data))
     report = verify_ledger_file(ledger_path)

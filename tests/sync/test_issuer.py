@@ -112,7 +112,7 @@ def test_the_bundle_round_trips_as_json(issuer: Issuer) -> None:
     again = ListsBundle.model_validate_json(bundle.model_dump_json())
     assert again == bundle
     versions = {name: version for name, (version, _) in again.snapshots().items()}
-    assert versions == {"keys": 2, "revocations": 1, "isolations": 1}
+    assert versions == {"keys": 2, "revocations": 1, "isolations": 1, "directory": 1}
 
 
 @pytest.mark.parametrize(
