@@ -51,7 +51,9 @@ REASONS: dict[Reason, tuple[str, str]] = {
     Reason.TEMPERATURE_IMPLAUSIBLE: ("体温读数异常", "Temperature reading implausible"),
     Reason.RECHECK_TEMPERATURE: ("体温偏高，请复测", "Temperature high: measure again"),
     Reason.FEVER: ("发热，禁止进入", "Fever: entry refused"),
+    Reason.HOST_IN_ISOLATION: ("被访住户居家隔离中，谢绝来访", "Household visited is in isolation"),
     Reason.MANUAL_RELEASE: ("保安人工放行", "Opened by the guard"),
+    Reason.GUARD_OVERRIDE: ("保安特批放行", "Let through by the guard's override"),
 }
 
 NEXT_STEPS: dict[NextStep, tuple[str, str]] = {
@@ -71,6 +73,17 @@ NEXT_STEPS: dict[NextStep, tuple[str, str]] = {
     ),
     NextStep.STAY_HOME: ("请返回家中", "Ask the person to stay at home"),
     NextStep.TURN_AWAY: ("劝离", "Turn the person away politely"),
+}
+
+
+#: Why a guard may open the gate despite a refusal: chosen from this list, then free text.
+OVERRIDE_REASONS: dict[str, tuple[str, str]] = {
+    "known_resident": ("熟识住户，证件问题", "Known resident, pass problem"),
+    "medical_emergency": ("就医或急诊", "Medical emergency"),
+    "emergency_services": ("急救、消防或警察", "Ambulance, fire or police"),
+    "elderly_or_child": ("老人或儿童，家属陪同", "Elderly person or child with family"),
+    "device_fault": ("设备故障", "Equipment fault"),
+    "other": ("其他（请说明）", "Other (explain)"),
 }
 
 

@@ -220,3 +220,38 @@ def _screen(
     if first_was_recent:
         return Decision(Outcome.DENY, Reason.FEVER, NextStep.REFER_FEVER_CLINIC, alert=True)
     return Decision(Outcome.RECHECK, Reason.RECHECK_TEMPERATURE, NextStep.REST_AND_REMEASURE)
+
+
+def decide_registration(
+    *,
+    visitor: bool,
+    household_id: str,
+    lists: GateLists,
+    mode: GateMode,
+    temperature: TemperatureReading | TemperatureRefusal | None,
+    now: datetime,
+    settings: PolicySettings,
+) -> Decision:
+    """Decide for someone a guard registers at the gate without a pass: a visitor or a returnee.
+
+    The guard has already measured them with the handheld thermometer, and that
+    reading is itself the re-check: at or above the threshold it is a fever.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if visitor and mode is GateMode.LOCKDOWN:
+        return _deny(Reason.LOCKDOWN_RESIDENTS_ONLY, NextStep.TURN_AWAY)
+    if visitor and lists.isolated(household_id, now):
+        return _deny(Reason.HOST_IN_ISOLATION, NextStep.TURN_AWAY)
+    if mode is GateMode.OPEN:
+        return _ALLOW
+    if temperature is None or isinstance(temperature, TemperatureRefusal):
+        return Decision(Outcome.RECHECK, Reason.TEMPERATURE_MISSING, NextStep.MEASURE_WITH_HANDHELD)
+    celsius = temperature.estimate_celsius
+    if celsius < settings.min_plausible_celsius:
+        return Decision(
+            Outcome.RECHECK, Reason.TEMPERATURE_IMPLAUSIBLE, NextStep.MEASURE_WITH_HANDHELD
+        )
+    if celsius >= settings.fever_celsius:
+        return Decision(Outcome.DENY, Reason.FEVER, NextStep.REFER_FEVER_CLINIC, alert=True)
+    return _ALLOW

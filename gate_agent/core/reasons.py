@@ -68,8 +68,12 @@ class Reason(StrEnum):
     RECHECK_TEMPERATURE = "recheck_temperature"
     FEVER = "fever"
 
+    # Registrations at the gate without a pass.
+    HOST_IN_ISOLATION = "host_in_isolation"
+
     # A guard opened the gate by hand (the release button, or an override on the console).
     MANUAL_RELEASE = "manual_release"
+    GUARD_OVERRIDE = "guard_override"
 
 
 #: Reasons that come from the pass text alone, before any gate state is consulted.

@@ -30,6 +30,7 @@ from gate_agent.core.policy import (
     PolicySettings,
     PriorEntry,
     decide,
+    decide_registration,
 )
 from gate_agent.core.reasons import (
     PASS_TEXT_REASONS,
@@ -43,6 +44,7 @@ from gate_agent.core.temperature import (
     TemperatureReading,
     TemperatureRefusal,
     TemperatureSource,
+    manual_reading,
 )
 from tests.core.test_passes import KEY, VECTORS, fields_from
 
@@ -214,8 +216,9 @@ def test_rule_table(case: Case) -> None:
 
 def test_every_policy_reason_is_reached_by_the_table() -> None:
     reached = {case.reason for case in CASES}
-    # A manual release is the guard's act, recorded by the station, never decided.
-    assert set(Reason) - PASS_TEXT_REASONS - {Reason.MANUAL_RELEASE} <= reached
+    # A manual release or override is the guard's act; registrations have their own table.
+    by_guard = {Reason.MANUAL_RELEASE, Reason.GUARD_OVERRIDE, Reason.HOST_IN_ISOLATION}
+    assert set(Reason) - PASS_TEXT_REASONS - by_guard <= reached
 
 
 def test_screening_exits_when_configured() -> None:
@@ -337,3 +340,41 @@ def test_the_unmutated_pass_is_allowed_in_every_mode() -> None:
             settings=PolicySettings(),
         )
         assert decision.allowed
+
+
+def register(
+    visitor: bool = True,
+    mode: GateMode = SCREENING,
+    celsius: float | None = 36.6,
+    lists: GateLists | None = None,
+) -> Decision:
+    return decide_registration(
+        visitor=visitor,
+        household_id="LGQ012-H0301",
+        lists=lists or GateLists(),
+        mode=mode,
+        temperature=None if celsius is None else manual_reading(celsius),
+        now=NOW,
+        settings=PolicySettings(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("visitor", "mode", "celsius", "lists", "reason"),
+    [
+        (True, SCREENING, 36.6, None, Reason.OK),
+        (True, LOCKDOWN, 36.6, None, Reason.LOCKDOWN_RESIDENTS_ONLY),
+        (False, LOCKDOWN, 36.6, None, Reason.OK),
+        (True, SCREENING, 36.6, ISOLATED, Reason.HOST_IN_ISOLATION),
+        (False, SCREENING, 36.6, ISOLATED, Reason.OK),
+        (True, SCREENING, 37.5, None, Reason.FEVER),
+        (False, SCREENING, 37.3, None, Reason.FEVER),
+        (True, SCREENING, None, None, Reason.TEMPERATURE_MISSING),
+        (True, SCREENING, 33.0, None, Reason.TEMPERATURE_IMPLAUSIBLE),
+        (True, OPEN, None, None, Reason.OK),
+    ],
+)
+def test_registrations_at_the_gate(
+    visitor: bool, mode: GateMode, celsius: float | None, lists: GateLists | None, reason: Reason
+) -> None:
+    assert register(visitor, mode, celsius, lists).reason is reason
