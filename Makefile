@@ -10,12 +10,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-data
+# The demo's visitors keep coming, one every PACE seconds, until Ctrl-C
+# (ROUNDS=1: once through).
+ROUNDS ?= 0
+PACE   ?= 2.5
 # Debian packages the project needs, each with a probe that tells whether what
 # it provides is already there (package names differ across releases: Debian 13
-# ships libzbar0t64, which provides libzbar0).
+# ships libzbar0t64, which provides libzbar0). chromium and a CJK font are for
+# the console's browser tests and screenshots: Playwright drives Debian's
+# chromium, never a browser it downloads.
 APT_PROBES := \
   libzbar0:'/sbin/ldconfig -p | grep -q "libzbar\.so\.0"' \
-  python3-venv:'$(PYTHON) -c "import ensurepip, venv"'
+  python3-venv:'$(PYTHON) -c "import ensurepip, venv"' \
+  chromium:'test -x /usr/bin/chromium' \
+  fonts-noto-cjk:'fc-list :lang=zh | grep -q .'
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps demo test lint typecheck importlint pytest bench clean
@@ -57,6 +65,7 @@ ISSUE = $(SYNC) passes issue --scope compound:LGQ-012 --unit 3-2-501
 demo: install
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)/passes
 	@cp firmware_config/demo/gate.toml $(DEMO)/gate.toml
+	@umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(DEMO)/admin.token
 	@echo "== central: an issuer key, passes for compound LGQ-012, one household in isolation"
 	$(SYNC) keys new
 	$(ISSUE) --kind resident --household LGQ012-H0301 --name 张三明 --days 90 > $(DEMO)/passes/resident.txt
@@ -77,7 +86,9 @@ demo: install
 	$(AGENT) lists import $(DEMO)/lists.json
 	$(AGENT) doctor || true
 	@echo
-	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes
+	@echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"
+	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes \
+	  --rounds $(ROUNDS) --pace $(PACE)
 	$(AGENT) verify-ledger
 
 lint: install

@@ -28,10 +28,13 @@ from gate_agent.ledger.records import StoredEntry
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A scanned text, what verification made of it, and the decision."""
+    """A scanned text, what verification made of it, and the decision.
+
+    ``scan`` is None for people registered by a guard without any pass.
+    """
 
     text: str
-    scan: VerifiedPass | PassRefusal
+    scan: VerifiedPass | PassRefusal | None
     direction: Direction
     mode: GateMode
     temperature: TemperatureReading | TemperatureRefusal | None
@@ -60,8 +63,10 @@ class Assessor:
         )
 
     def mode(self) -> GateMode:
-        """The gate mode: the centre's setting when it sent one, else the config's."""
-        value = self.ledger.state.settings().get("mode")
+        """The gate mode: an admin's switch at this gate, else the centre's, else the config's."""
+        state = self.ledger.state
+        local = state.local_mode()
+        value = local[0] if local is not None else state.settings().get("mode")
         if isinstance(value, str) and value in GateMode.__members__.values():
             return GateMode(value)
         return self.config.policy.mode
@@ -90,7 +95,20 @@ class Assessor:
         now: datetime,
     ) -> Evaluation:
         """Verify and decide for one scanned text; writes nothing."""
-        scan = verify(text, self.keyring())
+        return self.evaluate_scan(
+            verify(text, self.keyring()), direction, temperature=temperature, now=now, text=text
+        )
+
+    def evaluate_scan(
+        self,
+        scan: VerifiedPass | PassRefusal,
+        direction: Direction,
+        *,
+        temperature: TemperatureReading | TemperatureRefusal | None,
+        now: datetime,
+        text: str = "",
+    ) -> Evaluation:
+        """Decide for a pass already verified (or found in the directory); writes nothing."""
         mode = self.mode()
         decision = decide(
             scan,

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from gate_agent import commands as commands_
 from gate_agent.assess import Assessor, Evaluation
 from gate_agent.config import GateConfig, config_path, load_config
+from gate_agent.console.auth import Roster
+from gate_agent.console.server import roster_path
 from gate_agent.core import messages
 from gate_agent.core.passes import VerifiedPass
 from gate_agent.core.reasons import Direction, Outcome
@@ -74,9 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="walk scripted visitors through a simulated gate")
     demo.add_argument("--scenario", type=Path, required=True, help="a JSON list of visits")
     demo.add_argument("--passes", type=Path, required=True, help="folder of <name>.txt passes")
+    demo.add_argument("--rounds", type=int, default=1, help="times through; 0: until Ctrl-C")
+    demo.add_argument("--pace", type=float, default=0.3, help="seconds between visitors")
     demo.set_defaults(
-        handler=lambda args: commands_.demo(_config(args), args.scenario, args.passes)
+        handler=lambda args: commands_.demo(
+            _config(args), args.scenario, args.passes, rounds=args.rounds, pace_s=args.pace
+        )
     )
+
+    guards = commands.add_parser("guards", help="guards' shift PINs for the console")
+    guards_commands = guards.add_subparsers(dest="guards_command", required=True)
+    add = guards_commands.add_parser("add", help="put a guard on shift; prints their PIN")
+    add.add_argument("name")
+    add.add_argument("--hours", type=float, default=12.0, help="how long the PIN is good for")
+    add.set_defaults(handler=_guards_add)
+    guards_commands.add_parser("list", help="guards on shift").set_defaults(handler=_guards_list)
+    remove = guards_commands.add_parser("remove", help="end a guard's shift now")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_guards_remove)
 
     verify = commands.add_parser("verify-ledger", help="check the ledger's integrity and chain")
     verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
@@ -95,6 +112,31 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> GateConfig:
     return load_config(config_path(args.config))
+
+
+def _roster(args: argparse.Namespace) -> Roster:
+    return Roster(roster_path(_config(args).gate.data_dir))
+
+
+def _guards_add(args: argparse.Namespace) -> int:
+    if not 0 < args.hours <= 24:
+        raise ValueError("--hours must be between 0 and 24: a PIN is for one shift")
+    until = datetime.now(UTC) + timedelta(hours=args.hours)
+    pin = _roster(args).add(args.name, until=until)
+    print(f"{args.name}: PIN {pin}, good until {until.astimezone():%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _guards_list(args: argparse.Namespace) -> int:
+    for guard in _roster(args).on_shift(datetime.now(UTC)):
+        print(f"{guard.name}  until {guard.until.astimezone():%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _guards_remove(args: argparse.Namespace) -> int:
+    removed = _roster(args).remove(args.name)
+    print(f"{args.name}: {'shift ended' if removed else 'was not on shift'}")
+    return 0 if removed else 1
 
 
 def _open_ledger(config: GateConfig) -> Ledger:
@@ -177,7 +219,7 @@ def _evaluation_record(evaluation: Evaluation) -> dict[str, object]:
             "valid_until": fields.valid_until.isoformat(),
             "key_id": evaluation.scan.key_id,
         }
-    else:
+    elif evaluation.scan is not None:
         record["detail"] = evaluation.scan.detail
     return record
 

@@ -6,12 +6,17 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from gate_agent.assemble import open_gate
-from gate_agent.clock import SystemClock
+from gate_agent.assemble import Gate, open_gate
+from gate_agent.clock import Clock, SystemClock
 from gate_agent.config import GateConfig
+from gate_agent.console.auth import Roster
+from gate_agent.console.server import ConsoleServer, console_app, roster_path
 from gate_agent.doctor import failed, run_checks, table
 from gate_agent.errors import ConfigError
 from gate_agent.events import GateEvent
@@ -19,6 +24,7 @@ from gate_agent.ledger import verify_ledger_file
 from gate_agent.simulation import describe, load_scenario, run_visits
 
 log = logging.getLogger("gate_agent")
+DEMO_GUARD = "值班保安"
 
 
 def run(config: GateConfig) -> int:
@@ -31,13 +37,15 @@ def run(config: GateConfig) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with open_gate(config) as gate:
+    clock = SystemClock()
+    with open_gate(config, clock=clock) as gate, _console(gate, config, clock) as url:
         subscription = gate.events.subscribe()
         log.info(
-            "gate %s running: %d lane(s), ledger %s",
+            "gate %s running: %d lane(s), ledger %s, console %s",
             config.gate.id,
             len(config.cameras),
             config.ledger_path,
+            url or "off",
         )
         try:
             while not stop.is_set():
@@ -47,6 +55,21 @@ def run(config: GateConfig) -> int:
         finally:
             subscription.close()
     return 0
+
+
+@contextmanager
+def _console(gate: Gate, config: GateConfig, clock: Clock) -> Iterator[str | None]:
+    """Serve the guard console for the gate while the block runs (unless it is off)."""
+    if not config.console.enabled:
+        yield None
+        return
+    app = console_app(gate, config.console, clock)
+    server = ConsoleServer(app, config.console.host, config.console.port)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def _log_event(event: GateEvent) -> None:
@@ -65,17 +88,38 @@ def _log_event(event: GateEvent) -> None:
                                                      d.get("detail"))  # fmt: skip
 
 
-def demo(config: GateConfig, scenario: Path, passes: Path) -> int:
-    """Walk the scripted visitors through a simulated gate, printing each decision."""
+def demo(config: GateConfig, scenario: Path, passes: Path, *, rounds: int, pace_s: float) -> int:
+    """Walk the scripted visitors through a simulated gate, printing each decision.
+
+    The console is served meanwhile; with ``rounds`` 0 the visitors keep coming
+    until Ctrl-C, so a newcomer can watch them on the page.
+    """
     if any(not c.source.startswith("sim") for c in config.cameras) or (
         config.thermometer.kind not in ("simulated", "none") or config.signals.kind != "mock"
     ):
         raise ConfigError("the demo needs sim: cameras, a simulated thermometer and mock signals")
     visits = load_scenario(scenario, passes)
+    clock = SystemClock()
+    pin = Roster(roster_path(config.gate.data_dir)).add(
+        DEMO_GUARD, until=clock.now() + timedelta(hours=12)
+    )
     print(f"Gate {config.gate.id} ({config.gate.name}), mode from config: {config.policy.mode}")
-    print("Simulated cameras and thermometer, gpiozero mock pins; decisions as they happen:\n")
-    with open_gate(config) as gate:
-        results = run_visits(gate, visits, on_decision=lambda v, e: print(describe(v, e)))
+    results: list[GateEvent | None] = []
+    with open_gate(config, clock=clock) as gate, _console(gate, config, clock) as url:
+        if url:
+            print(f"\nGuard console: {url}   sign in as {DEMO_GUARD}, PIN {pin}")
+        print("Simulated cameras and thermometer, gpiozero mock pins; decisions as they happen:\n")
+        done = 0
+        try:
+            while rounds == 0 or done < rounds:
+                results += run_visits(
+                    gate, visits, on_decision=lambda v, e: print(describe(v, e)), gap_s=pace_s
+                )
+                done += 1
+                if rounds == 0:
+                    print(f"\n-- round {done} done; the next begins (Ctrl-C to stop)\n")
+        except KeyboardInterrupt:
+            print("\nstopping")
         count = gate.ledger.count()
     report = verify_ledger_file(config.ledger_path)
     print(f"\n{count} entries in the ledger; chain {'intact' if report.ok else 'BROKEN'}.")

@@ -7,8 +7,16 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gate_agent.core.policy import GateIdentity, PolicySettings
 from gate_agent.core.reasons import Direction, GateMode
@@ -32,6 +40,7 @@ class GateSection(_Strict):
     compound_id: _Ident = Field(description="The compound (小区) the gate belongs to")
     community_id: _Ident = Field(description="The community (社区) the compound belongs to")
     name: str = Field("", max_length=40, description="A name guards know, e.g. 北门")
+    timezone: str = Field("Asia/Shanghai", description='Where "today" starts for the counts')
     lists_max_age_hours: float = Field(
         24, gt=0, le=24 * 30, description="Warn when the centre's lists are older than this"
     )
@@ -39,6 +48,15 @@ class GateSection(_Strict):
         Path("/var/lib/gate-agent"),
         description="Where the ledger lives; relative paths are taken from the config file",
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     def identity(self) -> GateIdentity:
         """The identity the decision core checks scopes against."""
@@ -139,6 +157,18 @@ class SignalsSection(_Strict):
     open_seconds: float = Field(5.0, gt=0, le=60, description="How long the lock stays open")
 
 
+class ConsoleSection(_Strict):
+    """The guard console served by the gate on its local network."""
+
+    enabled: bool = True
+    host: str = Field("0.0.0.0", description="Listen address; 127.0.0.1 for this Pi only")  # noqa: S104
+    port: int = Field(8080, ge=1, le=65535)
+    admin_token_file: Path | None = Field(
+        None, description="A file holding the admin token (mode 0600); none: no admin sign-in"
+    )
+    session_hours: float = Field(12.0, gt=0, le=24, description="A sign-in lasts a shift")
+
+
 class GateConfig(_Strict):
     """The whole gate.toml."""
 
@@ -148,6 +178,7 @@ class GateConfig(_Strict):
     scanner: ScannerSection = ScannerSection()
     thermometer: ThermometerSection = ThermometerSection()
     signals: SignalsSection = SignalsSection()
+    console: ConsoleSection = ConsoleSection()
 
     @model_validator(mode="after")
     def _distinct_lanes(self) -> GateConfig:
@@ -184,8 +215,13 @@ def load_config(path: Path) -> GateConfig:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+    base = path.parent.resolve()
     data_dir = config.gate.data_dir
     if not data_dir.is_absolute():
-        gate = config.gate.model_copy(update={"data_dir": path.parent.resolve() / data_dir})
+        gate = config.gate.model_copy(update={"data_dir": base / data_dir})
         config = config.model_copy(update={"gate": gate})
+    token = config.console.admin_token_file
+    if token is not None and not token.is_absolute():
+        console = config.console.model_copy(update={"admin_token_file": base / token})
+        config = config.model_copy(update={"console": console})
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +16,25 @@ from gate_agent.events import GateEvent
 from gate_agent.ledger import EntryDraft, StoredEntry
 
 
-def entry_draft(evaluation: Evaluation, clock: Clock, *, lane: str) -> EntryDraft:
-    """The ledger entry for a decided scan; an unverified text is not stored, only its refusal."""
+@dataclass(frozen=True)
+class EntryExtra:
+    """What a guard's flow adds to an entry: who, whose personal data, how identified."""
+
+    guard: str | None = None
+    personal: dict[str, str] | None = None
+    manual_identity: str | None = None
+    household_id: str | None = None
+    pass_id: str | None = None
+    pass_kind: str | None = None
+    note: str | None = None
+    display_name: str | None = None  # masked, for the console only
+
+
+def entry_draft(
+    evaluation: Evaluation, clock: Clock, *, lane: str, extra: EntryExtra | None = None
+) -> EntryDraft:
+    """The ledger entry for a decision; an unverified text is not stored, only its refusal."""
+    extra = extra or EntryExtra()
     decision = evaluation.decision
     scan = evaluation.scan
     fields = scan.fields if isinstance(scan, VerifiedPass) else None
@@ -30,9 +48,12 @@ def entry_draft(evaluation: Evaluation, clock: Clock, *, lane: str) -> EntryDraf
         monotonic_ns=clock.monotonic_ns(),
         boot_id=clock.boot_id,
         clock_synced=clock.synced(),
-        pass_id=fields.pass_id if fields else None,
-        pass_kind=fields.kind.value if fields else None,
-        household_id=fields.household_id if fields else None,
+        pass_id=fields.pass_id if fields else extra.pass_id,
+        pass_kind=fields.kind.value if fields else extra.pass_kind,
+        household_id=fields.household_id if fields else extra.household_id,
+        manual_identity=extra.manual_identity,
+        guard=extra.guard,
+        personal=extra.personal,
         temperature_celsius=measured.estimate_celsius if measured else None,
         temperature_raw=measured.raw_celsius if measured else (),
         ambient_celsius=measured.ambient_celsius if measured else None,
@@ -40,7 +61,7 @@ def entry_draft(evaluation: Evaluation, clock: Clock, *, lane: str) -> EntryDraf
         temperature_source=measured.source.value if measured else None,
         alert=decision.alert,
         next_step=decision.next_step.value,
-        note=f"lane {lane}",
+        note=extra.note or f"lane {lane}",
     )
 
 
@@ -83,6 +104,8 @@ def decision_event(
     lane: str,
     latency_ms: float,
     at: datetime,
+    *,
+    extra: EntryExtra | None = None,
 ) -> GateEvent:
     """The console's view of a decision: masked name only, words in both languages."""
     decision = evaluation.decision
@@ -112,6 +135,14 @@ def decision_event(
             kind=fields.kind.value,
             household_id=fields.household_id,
         )
+    if extra is not None:
+        data.update(guard=extra.guard, manual_identity=extra.manual_identity)
+        if extra.display_name:
+            data["name"] = extra.display_name
+        if extra.household_id and "household_id" not in data:
+            data["household_id"] = extra.household_id
+        if extra.pass_id and "pass_id" not in data:
+            data["pass_id"] = extra.pass_id
     return GateEvent("decision", at, data)
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from gate_agent import desk
 from gate_agent.assess import Assessor, Evaluation
 from gate_agent.clock import Clock
 from gate_agent.config import GateConfig
 from gate_agent.core.debounce import Debouncer
-from gate_agent.core.reasons import Direction, Outcome, Reason
+from gate_agent.core.passes import VerifiedPass
+from gate_agent.core.reasons import Direction, GateMode, Outcome, Reason
 from gate_agent.core.temperature import (
     MeasureSettings,
     SkinModel,
@@ -36,7 +38,9 @@ from gate_agent.hardware.camera import FrameSource, SourceHealth
 from gate_agent.hardware.decoder import Decoder
 from gate_agent.hardware.signals import Signals
 from gate_agent.ledger import EntryDraft, Ledger, StoredEntry
+from gate_agent.manual import ConsoleRequest
 from gate_agent.records import (
+    EntryExtra,
     decision_event,
     entry_draft,
     manual_release_draft,
@@ -46,6 +50,7 @@ from gate_agent.sampler import SensorState, ThermometerSampler
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
+_RECENT_SCANS = 200  # scans a handheld reading can still be attached to
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class ScanResult:
     evaluation: Evaluation
     entry: StoredEntry | None  # None when the ledger could not be written
     latency_ms: float  # frame grabbed → decision, the temperature window excluded
+    event: GateEvent  # what the console was told
 
 
 @dataclass
@@ -132,7 +138,11 @@ class Station:
         self.settings = settings
         self.assessor = Assessor(config, ledger)
         self.stats = StationStats()
-        self._requests: queue.Queue[ScanRequest | ReleaseRequest] = queue.Queue(maxsize=64)
+        self._requests: queue.Queue[ScanRequest | ReleaseRequest | ConsoleRequest] = queue.Queue(
+            maxsize=64
+        )
+        self._recent: OrderedDict[int, ScanRequest] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health: dict[str, SourceHealth] = {}
@@ -160,7 +170,9 @@ class Station:
         """Whether the threads are up."""
         return bool(self._threads) and not self._stop.is_set()
 
-    def submit(self, request: ScanRequest | ReleaseRequest, timeout: float = 1.0) -> None:
+    def submit(
+        self, request: ScanRequest | ReleaseRequest | ConsoleRequest, timeout: float = 1.0
+    ) -> None:
         """Queue work for the worker (the lanes, the button, the console)."""
         self._requests.put(request, timeout=timeout)
 
@@ -229,11 +241,13 @@ class Station:
             try:
                 if isinstance(request, ScanRequest):
                     self.process(request)
-                else:
+                elif isinstance(request, ReleaseRequest):
                     self.release(request)
+                else:
+                    desk.handle(self, request)
             except Exception:
-                # The loop outlives any one scan; the gate stays locked for this one.
-                log.exception("scan failed")
+                # The loop outlives any one request; the gate stays locked for this one.
+                log.exception("request failed")
 
     def process(self, request: ScanRequest) -> ScanResult | None:
         """Verify, screen, decide, commit, then signal and tell the console.
@@ -244,7 +258,7 @@ class Station:
         try:
             return self._process(request)
         except (LedgerError, OSError) as exc:
-            self._ledger_failed(exc)
+            self.ledger_failed(exc)
             return None
 
     def _process(self, request: ScanRequest) -> ScanResult:
@@ -260,7 +274,21 @@ class Station:
                 request.text, request.direction, temperature=temperature, now=self.clock.now()
             )
         latency_ms = (self.clock.monotonic_ns() - request.seen_ns - measuring_ns) / 1e6
-        draft = entry_draft(evaluation, self.clock, lane=request.lane)
+        result = self.record(evaluation, lane=request.lane, latency_ms=latency_ms)
+        if result.entry is not None and isinstance(evaluation.scan, VerifiedPass):
+            self._remember(result.entry.seq, request)
+        return result
+
+    def record(
+        self,
+        evaluation: Evaluation,
+        *,
+        lane: str,
+        latency_ms: float = 0.0,
+        extra: EntryExtra | None = None,
+    ) -> ScanResult:
+        """Commit a decision, then (only if it is on disk) signal it, then tell the console."""
+        draft = entry_draft(evaluation, self.clock, lane=lane, extra=extra)
         entry = self._commit(draft)
         decision = evaluation.decision
         self.stats.outcomes[decision.outcome.value] += 1
@@ -268,9 +296,25 @@ class Station:
             self.signals.show(decision.outcome, alert=decision.alert)
             if decision.outcome is Outcome.ALLOW:
                 self.signals.release(self.settings.open_seconds)
-        now = self.clock.now()
-        self.events.publish(decision_event(evaluation, entry, request.lane, latency_ms, now))
-        return ScanResult(evaluation, entry, latency_ms)
+        event = decision_event(evaluation, entry, lane, latency_ms, self.clock.now(), extra=extra)
+        self.events.publish(event)
+        return ScanResult(evaluation, entry, latency_ms, event)
+
+    def publish_mode(self, mode: GateMode, by: str) -> None:
+        """Tell the console the gate's mode changed."""
+        data = {"mode": mode.value, "by": by}
+        self.events.publish(GateEvent("mode", self.clock.now(), data))
+
+    def scanned_text(self, seq: int) -> ScanRequest | None:
+        """The scan behind a recent entry, so a guard can attach a handheld reading to it."""
+        with self._recent_lock:
+            return self._recent.get(seq)
+
+    def _remember(self, seq: int, request: ScanRequest) -> None:
+        with self._recent_lock:
+            self._recent[seq] = request
+            while len(self._recent) > _RECENT_SCANS:
+                self._recent.popitem(last=False)
 
     def release(self, request: ReleaseRequest) -> StoredEntry | None:
         """A guard's manual release: recorded first, then the gate opens."""
@@ -285,10 +329,11 @@ class Station:
         try:
             return self.ledger.append(draft)
         except (LedgerError, OSError) as exc:
-            self._ledger_failed(exc)
+            self.ledger_failed(exc)
             return None
 
-    def _ledger_failed(self, exc: Exception) -> None:
+    def ledger_failed(self, exc: Exception) -> None:
+        """The ledger could not be used: keep the gate locked, alert, tell the console."""
         self.stats.ledger_errors += 1
         log.error("ledger failed, the gate stays locked: %s", exc)
         self.signals.show(Outcome.DENY, alert=True)

@@ -1,0 +1,56 @@
+"""The console's status panel: today's counts, people inside, lists, devices, clock, sync."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gate_agent.assemble import Gate
+from gate_agent.clock import Clock
+
+
+def local_midnight(now: datetime, zone: str) -> datetime:
+    """The start of today where the gate stands."""
+    local = now.astimezone(ZoneInfo(zone))
+    return datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
+
+
+def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
+    """Everything the status panel shows, as plain data."""
+    config = gate.config
+    now = clock.now()
+    midnight = local_midnight(now, config.gate.timezone)
+    ledger = gate.ledger
+    state = ledger.state
+    summary = ledger.day_summary(midnight, now)
+    limit = timedelta(hours=config.gate.lists_max_age_hours)
+    versions = state.list_versions()
+    lists = {}
+    for name, age in state.list_ages(now).items():
+        lists[name] = {
+            "version": versions.get(name, 0),
+            "age_seconds": None if age is None else int(age.total_seconds()),
+            "stale": name in ("revocations", "isolations", "keys") and (age is None or age > limit),
+        }
+    cameras = {
+        lane: {"ok": h.ok, "state": h.state, "detail": h.detail, "dropped": h.frames_dropped}
+        for lane, h in gate.station.health().items()
+    }
+    sensor = None
+    if gate.sampler is not None:
+        s = gate.sampler.state()
+        sensor = {"ok": s.ok, "state": s.state, "detail": s.detail, "errors": s.errors_total}
+    return {
+        "gate": {"id": config.gate.id, "name": config.gate.name},
+        "mode": gate.station.assessor.mode().value,
+        "today": asdict(summary),
+        "people_inside": ledger.people_inside_estimate(now - timedelta(days=1)),
+        "lists": lists,
+        "lists_stale": any(item["stale"] for item in lists.values()),
+        "devices": {"cameras": cameras, "thermometer": sensor},
+        "clock": {"synced": clock.synced(), "now": now.isoformat()},
+        "sync": {"configured": False, "last_success": None, "backlog": ledger.count()},
+        "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
+    }

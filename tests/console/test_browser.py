@@ -1,0 +1,376 @@
+"""The guard console in a real browser: Debian's chromium, driven by Playwright, on a live gate.
+
+Screenshots and axe-core reports go to ``test-artifacts/console/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import ConsoleSite
+
+sync_api = pytest.importorskip("playwright.sync_api")
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
+# The machine has no network: nothing may try to reach one, nor download a browser.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 360, "height": 640}
+MONITOR = {"width": 1920, "height": 1080}
+WAIT_MS = 10_000
+AXE = axe_sync.Axe()  # its script is the package's axe.min.js: nothing comes from a network
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium for the module; closed with its driver at the end."""
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Watched:
+    """A page with what it asked for and what went wrong in it, checked when the test ends."""
+
+    def __init__(self, page: Any, site: ConsoleSite) -> None:
+        self.page = page
+        self.site = site
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def check(self) -> None:
+        outside = [url for url in self.requests if not url.startswith(self.site.url)]
+        assert outside == [], "the page reached beyond the gate"
+        assert self.errors == [], "the page raised"
+
+
+@pytest.fixture
+def watched(browser: Any, console: ConsoleSite) -> Iterator[Watched]:
+    """A fresh context (no cookies, no stored language) at monitor size, for one test."""
+    context = browser.new_context(viewport=MONITOR, service_workers="block")
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = context.new_page()
+        seen = Watched(page, console)
+        yield seen
+        seen.check()
+    finally:
+        context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    """Keep a screenshot as a test artefact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def assert_accessible(page: Any, state: str) -> None:
+    """axe-core (from the installed package, injected by Playwright) finds nothing serious."""
+    # Axe().run() evaluates all of axe.min.js on every call; once per page is enough.
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.axe_script)
+    results = page.evaluate("() => axe.run({resultTypes: ['violations']})")
+    violations = [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in results["violations"]
+    ]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = {"state": state, "violations": violations}
+    (ARTIFACTS / f"axe-{state}.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"{state}: {serious}"
+
+
+def sign_in(page: Any, site: ConsoleSite) -> None:
+    """Tap the guard's name, then the PIN on the keypad."""
+    page.goto(site.url)
+    page.get_by_role("button", name=site.guard_name).click()
+    for digit in site.guard_pin:
+        page.locator(f".keypad [data-key='{digit}']").click()
+    page.locator("#pin-submit").click()
+    page.locator("#app-view").wait_for(state="visible")
+
+
+def sign_in_admin(page: Any, site: ConsoleSite) -> None:
+    """The admin link, then the token."""
+    page.goto(site.url)
+    page.locator("#admin-link").click()
+    page.locator("#admin-token").fill(site.admin_token)
+    page.locator("#admin-form button[type=submit]").click()
+    page.locator("#app-view").wait_for(state="visible")
+
+
+def show_pass(site: ConsoleSite, pass_id: str, *, celsius: float = 36.6) -> None:
+    """A person with this pass and temperature steps up to the in-lane."""
+    site.gate.simulated_thermometer().set(celsius)
+    site.gate.simulated_camera("in").show_pass(site.make_pass(pass_id))
+
+
+def add_residents(site: ConsoleSite) -> None:
+    """The centre's resident directory: two people of household H0301 at 3-2-501."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    common = {
+        "kind": "resident", "household_id": "H0301", "scope": "compound:C1",
+        "valid_from": (now - timedelta(days=1)).isoformat(),
+        "valid_until": (now + timedelta(days=30)).isoformat(),
+        "unit": "3-2-501", "exit_quota": None,
+    }  # fmt: skip
+    items = [
+        common | {"pass_id": "DIRA0001", "display_name": "张*明"},
+        common | {"pass_id": "DIRA0002", "display_name": "李*"},
+    ]
+    site.gate.ledger.state.apply_snapshots({"directory": (1, items)})
+
+
+def result_for(page: Any, outcome: str) -> Any:
+    """The big result once it shows this outcome."""
+    result = page.locator(f"#result.result-{outcome}")
+    result.wait_for()
+    return result
+
+
+def test_a_guard_signs_in_with_the_keypad_and_out_again(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    page.goto(site.url)
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    page.get_by_role("button", name=site.guard_name).wait_for()
+    shot(page, "signin-names")
+    assert_accessible(page, "signin-names")
+
+    page.get_by_role("button", name=site.guard_name).click()
+    page.locator(".keypad [data-key='1']").click()
+    page.locator(".keypad [data-key='back']").click()
+    page.keyboard.type("000000")  # a keyboard works as well as the keypad
+    page.keyboard.press("Enter")
+    page.get_by_text("PIN码不对，请再试一次").wait_for()
+    shot(page, "signin-pin-wrong")
+    assert_accessible(page, "signin-pin")
+
+    for digit in site.guard_pin:
+        page.locator(f".keypad [data-key='{digit}']").click()
+    page.locator("#pin-submit").click()
+    page.locator("#app-view").wait_for(state="visible")
+    assert site.guard_name in page.locator("#who").inner_text()
+    page.get_by_text("等待扫码").wait_for()
+    assert_accessible(page, "live-idle")
+
+    page.get_by_role("button", name="退出登录").click()
+    page.locator("#signin-view").wait_for(state="visible")
+    assert page.locator("#app-view").is_hidden()
+    page.reload()  # the cookie is gone: still signed out
+    page.locator("#signin-view").wait_for(state="visible")
+
+    page.locator("#admin-link").click()
+    page.locator("#admin-token").fill("not-the-token")
+    page.locator("#admin-form button[type=submit]").click()
+    page.get_by_text("管理员令牌不对").wait_for()
+    assert_accessible(page, "signin-admin")
+
+
+def test_a_valid_pass_turns_the_page_green(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    sign_in(page, site)
+    show_pass(site, "GOOD0001")
+    result = result_for(page, "allow")
+    site.gate.simulated_camera("in").show_nothing()
+    assert page.locator("#r-reason").inner_text() == "核验通过"
+    assert page.locator("#r-name").inner_text() == "张*明"
+    assert page.locator("#r-unit").inner_text() == "3-2-501"
+    assert page.locator("#r-kind").inner_text() == "居民"
+    assert re.fullmatch(r"3[67]\.\d ℃", page.locator("#r-temp").inner_text())
+    assert result.get_attribute("data-sound") == "allow"  # the sign-in tap turned sound on
+    assert "GOOD0001" not in result.inner_text()  # the pass id only small, in the history
+    assert "GOOD0001" in page.locator("#history .history-pass").first.inner_text()
+    reason_px = page.eval_on_selector("#r-reason", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert reason_px >= 48
+    shot(page, "result-allow-monitor")
+    assert_accessible(page, "live-allow")
+
+    # A page opened late (same session) lists what just happened under the big result.
+    late = page.context.new_page()
+    late.goto(site.url)
+    late.locator("#history li[data-outcome=allow]").wait_for()
+    assert "GOOD0001" in late.locator("#history").inner_text()
+    # With the gate out of reach the guard is told so, in words.
+    late.route("**/api/events", lambda route: route.abort())
+    late.reload()
+    late.get_by_text("与门岗的连接中断，正在重新连接…").wait_for()
+    shot(late, "connection-lost")
+    late.close()
+
+
+def test_a_revoked_pass_turns_it_red_and_a_guard_may_override(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    site.revoke("GONE0001")
+    sign_in(page, site)
+    show_pass(site, "GONE0001")
+    result = result_for(page, "deny")
+    site.gate.simulated_camera("in").show_nothing()
+    assert page.locator("#r-reason").inner_text() == "通行证已作废"
+    assert result.get_attribute("data-sound") == "deny"
+    shot(page, "result-deny-revoked")
+    assert_accessible(page, "live-deny")
+
+    page.get_by_role("button", name="特批放行").click()
+    form = page.locator("#override-form")
+    form.get_by_label("原因").select_option("medical_emergency")
+    form.get_by_label("说明").fill("去医院")
+    shot(page, "override-form")
+    assert_accessible(page, "override-form")
+    page.get_by_role("button", name="确认放行").click()
+    result_for(page, "allow")
+    assert page.locator("#result").get_attribute("data-reason") == "guard_override"
+    assert page.locator("#override-form").is_hidden()
+
+
+def test_a_recheck_takes_a_handheld_temperature(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    sign_in(page, site)
+    site.gate.simulated_thermometer().clear()  # nobody's forehead at the sensor
+    site.gate.simulated_camera("in").show_pass(site.make_pass("HAND0001"))
+    result_for(page, "recheck")
+    site.gate.simulated_camera("in").show_nothing()
+    page.get_by_role("button", name="录入手持体温").click()
+    page.locator("#handheld-temp").fill("36.5")
+    shot(page, "result-recheck-handheld")
+    assert_accessible(page, "handheld-form")
+    page.get_by_role("button", name="提交体温").click()
+    result_for(page, "allow")
+    assert page.locator("#r-temp").inner_text().startswith("36.5 ℃")
+
+
+def test_a_guard_registers_a_visitor(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    add_residents(site)
+    sign_in(page, site)
+    page.get_by_role("button", name="返乡人员").click()
+    shot(page, "returnee-form")
+    assert_accessible(page, "returnee-form")
+    page.get_by_role("button", name="访客").click()
+    form = page.locator("#visitor-form")
+    form.get_by_label("访客姓名").fill("刘洋")
+    form.get_by_label("手机号").fill("13800138000")
+    page.locator("#v-host-q").fill("3-2-501")
+    page.locator("#view-visitor .household-find").click()
+    choice = page.locator("#view-visitor .household-choices input")
+    choice.first.wait_for()
+    assert choice.count() == 1 and choice.is_checked()  # one household: chosen already
+    form.get_by_label("来访事由").fill("探望老人")
+    form.get_by_label("车牌号（可不填）").fill("京A12345")
+    form.get_by_label("体温（℃）").fill("36.5")
+    shot(page, "visitor-form")
+    assert_accessible(page, "visitor-form")
+    page.get_by_role("button", name="登记", exact=True).click()
+    result_for(page, "allow")
+    assert page.locator("#view-live").is_visible()
+    assert page.locator("#r-kind").inner_text() == "访客"
+
+
+def test_a_resident_without_a_phone_is_recorded_by_hand(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    add_residents(site)
+    sign_in(page, site)
+    page.get_by_role("button", name="住户登记").click()
+    page.get_by_label("楼号-单元-房号，或姓名").fill("3-2")
+    page.get_by_role("button", name="查找").click()
+    page.get_by_role("button", name="李* · 3-2-501 · 居民").click()
+    page.locator("#manual-form").get_by_label("体温（℃）").fill("36.4")
+    shot(page, "residents-manual")
+    assert_accessible(page, "residents")
+    page.get_by_role("button", name="记录", exact=True).click()
+    result_for(page, "allow")
+    assert page.locator("#r-name").inner_text() == "李*"
+    assert page.locator("#r-temp").inner_text().startswith("36.4 ℃")
+
+
+def test_the_language_toggle_shows_english_and_is_remembered(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    site.revoke("GONE0002")
+    sign_in(page, site)
+    show_pass(site, "GONE0002")
+    result_for(page, "deny")
+    site.gate.simulated_camera("in").show_nothing()
+    page.get_by_role("button", name="English").click()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("#r-reason").inner_text() == "Pass revoked"
+    assert page.locator("#r-outcome").inner_text() == "Denied"
+    assert page.get_by_role("button", name="Sign out").is_visible()
+    shot(page, "result-deny-english")
+    assert_accessible(page, "live-deny-english")
+    page.reload()
+    page.get_by_role("button", name="Sign out").wait_for()
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_role("button", name="中文").click()
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+
+
+def test_the_result_fits_a_five_inch_phone(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    page.set_viewport_size(PHONE)
+    sign_in(page, site)
+    shot(page, "phone-live-idle")
+    show_pass(site, "GOOD0002")
+    result_for(page, "allow")
+    site.gate.simulated_camera("in").show_nothing()
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "horizontal scrolling on a phone"
+    box = page.locator("#r-reason").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    reason_px = page.eval_on_selector("#r-reason", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert 24 <= reason_px < 48
+    shot(page, "phone-result-allow")
+    for view in ("访客", "返乡人员", "状态"):
+        page.get_by_role("button", name=view).click()
+        width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"horizontal scrolling on the {view} view"
+    shot(page, "phone-status")
+
+
+def test_admins_see_the_mode_switch_and_guards_do_not(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    sign_in(page, site)
+    page.get_by_role("button", name="状态").click()
+    page.locator("#s-mode").filter(has_text="筛查").wait_for()
+    assert page.locator("#mode-form").is_hidden()
+    shot(page, "status-guard")
+    assert_accessible(page, "status")
+    page.get_by_role("button", name="退出登录").click()
+    page.locator("#signin-view").wait_for(state="visible")
+
+    sign_in_admin(page, site)
+    page.get_by_role("button", name="状态").click()
+    assert page.locator("#mode-form").is_visible()
+    assert_accessible(page, "status-admin")
+    page.get_by_role("button", name="封闭（仅限居民）").click()
+    page.get_by_role("button", name="确认", exact=True).click()
+    page.locator("#mode-badge").filter(has_text="封闭管理").wait_for()
+    assert page.locator(".mode-btn[data-mode=lockdown]").get_attribute("aria-pressed") == "true"
+    shot(page, "status-admin-lockdown")

@@ -1,0 +1,81 @@
+"""`gate-agent demo` and `gate-agent guards`, as a newcomer and a shift leader use them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gate_agent import cli
+from gate_agent.assemble import open_gate
+from gate_agent.config import load_config
+from tests.test_station import make_pass, trust_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def demo_config(tmp_path: Path) -> Path:
+    text = (ROOT / "firmware_config" / "demo" / "gate.toml").read_text(encoding="utf-8")
+    text = text.replace('compound_id = "LGQ-012"', 'compound_id = "C1"')
+    text = text[: text.index("[console]")] + "[console]\nenabled = false\n"
+    path = tmp_path / "gate.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_demo_walks_visitors_through_and_prints_each_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = demo_config(tmp_path)
+    config = load_config(path)
+    with open_gate(config, start=False) as gate:
+        trust_key(gate)
+    passes = tmp_path / "passes"
+    passes.mkdir()
+    (passes / "a.txt").write_text(make_pass("DEMO0001"), encoding="ascii")
+    (passes / "b.txt").write_text(make_pass("DEMO0002", household="H0404"), encoding="ascii")
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps([
+        {"label": "resident in", "pass": "a", "body_celsius": 36.5},
+        {"label": "feverish", "pass": "b", "body_celsius": 38.4, "style": "paper"},
+        {"label": "resident out", "pass": "a", "lane": "out", "body_celsius": None},
+    ]), encoding="utf-8")  # fmt: skip
+    code = cli.main(["--config", str(path), "demo", "--scenario", str(scenario),
+                     "--passes", str(passes), "--rounds", "1", "--pace", "0.1"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith(("resident", "feverish"))]
+    assert len(lines) == 3
+    assert "ALLOW" in lines[0] and "RECHECK" in lines[1] and "ALLOW" in lines[2]
+    assert "3 entries in the ledger; chain intact." in out
+
+
+def test_a_scenario_naming_a_missing_pass_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = demo_config(tmp_path)
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps([{"label": "x", "pass": "absent"}]), encoding="utf-8")
+    code = cli.main(["--config", str(path), "demo", "--scenario", str(scenario),
+                     "--passes", str(tmp_path)])  # fmt: skip
+    assert code == 1
+    assert "not a usable scenario" in capsys.readouterr().err
+
+
+def test_guards_are_put_on_shift_listed_and_taken_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(demo_config(tmp_path))
+    assert cli.main(["--config", path, "guards", "add", "李师傅", "--hours", "8"]) == 0
+    added = capsys.readouterr().out
+    pin = added.split("PIN ")[1].split(",")[0]
+    assert len(pin) == 6 and pin.isdigit()
+    roster = tmp_path / "gate" / "guards.json"
+    assert roster.stat().st_mode & 0o777 == 0o600
+    assert pin not in roster.read_text(encoding="utf-8")
+    assert cli.main(["--config", path, "guards", "list"]) == 0
+    assert "李师傅" in capsys.readouterr().out
+    assert cli.main(["--config", path, "guards", "remove", "李师傅"]) == 0
+    assert cli.main(["--config", path, "guards", "remove", "李师傅"]) == 1
+    assert cli.main(["--config", path, "guards", "add", "x", "--hours", "30"]) == 1
