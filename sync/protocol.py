@@ -154,3 +154,52 @@ class ListsBundle(_Wire):
                 items = [item.model_dump(mode="json") for item in snapshot.items]
                 out[name] = (snapshot.version, items)
         return out
+
+
+# -- Uplink: entries from a gate's ledger stream to the centre ----------------------------
+
+MAX_BATCH_ENTRIES = 500
+MAX_BATCH_BYTES = 256 * 1024  # gzip-compressed request body
+
+
+class Batch(_Wire):
+    """A contiguous run of one stream's entries, as the gate's ledger holds them.
+
+    ``entries`` are the ledger rows (every column, ``personal`` as its canonical
+    JSON text and ``personal_salt`` as hex), checked one by one by the server so a
+    malformed entry is stored flagged instead of blocking the stream.
+    """
+
+    first_seq: Annotated[int, Field(ge=1)]
+    entries: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_BATCH_ENTRIES)]
+    sent_at: AwareDatetime  # the gate's wall clock when it sent, for the clock offset
+    sent_monotonic_ns: Annotated[int, Field(ge=0)]
+    boot_id: str
+    clock_synced: bool
+    backlog: Annotated[int, Field(ge=0)]  # entries the gate holds that the centre has not acked
+    list_versions: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> Batch:
+        seqs = [entry.get("seq") for entry in self.entries]
+        expected = list(range(self.first_seq, self.first_seq + len(self.entries)))
+        if seqs != expected:
+            raise ValueError(f"entries must be numbered {self.first_seq}.. contiguously")
+        return self
+
+
+class Ack(_Wire):
+    """Every entry of the stream through ``stored_through`` is stored at the centre."""
+
+    stored_through: Annotated[int, Field(ge=0)]
+    flagged: tuple[int, ...] = ()  # sequence numbers stored but marked malformed
+    server_time: AwareDatetime
+    list_versions: dict[str, int] = Field(default_factory=dict)
+
+
+class StreamConflict(_Wire):
+    """409: a gap before the batch, or different content for a stored sequence number."""
+
+    error: Literal["gap", "content_conflict"]
+    cursor: Annotated[int, Field(ge=0)]  # the server's stored_through for the stream
+    seq: int | None = None  # the first conflicting sequence number
