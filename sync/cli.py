@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import stat
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,9 +27,11 @@ from gate_agent.core.passes import (
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.protocol import IsolationItem
-from sync.store import CentralStore
+from sync.server.auth import new_enrol_code
+from sync.store import CentralStore, SqliteStreamStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
+_GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,6 +104,25 @@ def _parser() -> argparse.ArgumentParser:
     export = lists.add_parser("export", help="write the lists bundle gates import")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     export.set_defaults(handler=_lists_export)
+
+    gates = commands.add_parser("gates", help="gates of the fleet").add_subparsers(
+        dest="gates_command", required=True
+    )
+    enrol = gates.add_parser("enrol", help="make a one-time enrolment code for a gate")
+    enrol.add_argument("gate_id")
+    enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
+    enrol.set_defaults(handler=_gates_enrol)
+
+    serve = commands.add_parser("serve", help="run the central sync server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8600, help="port to listen on")
+    serve.add_argument(
+        "--admin-token-file",
+        type=Path,
+        required=True,
+        help="file holding the admin bearer token (mode 0600, at least 16 characters)",
+    )
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -187,6 +210,37 @@ def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
     else:
         print(text)
     return 0
+
+
+def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not _GATE_ID.match(args.gate_id):
+        raise ValueError(f"not a gate id: {args.gate_id!r}")
+    with SqliteStreamStore(issuer.store.path) as streams:
+        code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
+    print(code)
+    return 0
+
+
+def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
+    import uvicorn  # noqa: PLC0415 - only `serve` needs the server stack
+
+    from sync.server.app import create_app  # noqa: PLC0415
+
+    admin_token = read_admin_token(args.admin_token_file)
+    with SqliteStreamStore(issuer.store.path) as streams:
+        app = create_app(streams, issuer, admin_token)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def read_admin_token(path: Path) -> str:
+    """The admin token from its file, refused when others may read it or it is too short."""
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path} is readable by others: chmod 600 it")
+    token = path.read_text(encoding="utf-8").strip()
+    if len(token) < 16 or not token.isprintable():
+        raise ValueError(f"{path}: the admin token must be at least 16 printable characters")
+    return token
 
 
 def parse_moment(text: str, *, end_of_day: bool) -> datetime:

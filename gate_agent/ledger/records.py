@@ -1,19 +1,11 @@
-"""Ledger entry records: the draft handed in, the stored entry and the hash chain over them.
+"""Ledger entry records: the draft handed in and the stored entry.
 
-The chain hash of an entry is the SHA-256 (hex) of the canonical JSON (sorted keys,
-compact separators, UTF-8, no ASCII escaping) of every stored column except ``hash``,
-``personal`` and ``personal_salt``. Booleans are JSON booleans, ``temperature_raw`` is a
-JSON array of numbers, temperatures are numbers rounded to two decimals, ``wall_time`` is
-UTC ISO 8601 with microseconds. ``personal_digest`` stands in for the personal data:
-SHA-256 (hex) of a random 16-byte salt followed by the personal data's canonical JSON,
-so a retention purge that blanks the data and its salt leaves the chain verifiable.
-The first entry's ``prev_hash`` is SHA-256 of ``b"gate-station/ledger/v1/" + stream_id``.
+The chain hash over them is defined in ``gate_agent.core.chain`` (shared with the
+central server) and re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -21,15 +13,41 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import Enum
 
-GENESIS_PREFIX = b"gate-station/ledger/v1/"
+from gate_agent.core.chain import (
+    BOOL_COLUMNS,
+    GENESIS_PREFIX,
+    UNHASHED_COLUMNS,
+    canonical_json,
+    chain_document,
+    document_hash,
+    genesis_hash,
+    personal_digest,
+    row_hash,
+)
+
+__all__ = [
+    "BOOL_COLUMNS",
+    "ENTRY_COLUMNS",
+    "GENESIS_PREFIX",
+    "UNHASHED_COLUMNS",
+    "EntryDraft",
+    "StoredEntry",
+    "build_row",
+    "canonical_json",
+    "chain_document",
+    "document_hash",
+    "draft_columns",
+    "entry_from_row",
+    "genesis_hash",
+    "personal_digest",
+    "row_hash",
+    "utc_iso",
+]
 DIRECTIONS = frozenset({"in", "out"})
 OUTCOMES = frozenset({"allow", "deny", "recheck"})
 TEMPERATURE_SOURCES = frozenset({"sensor", "manual"})
 SALT_BYTES = 16
 _MAX_INT64 = 2**63 - 1
-
-UNHASHED_COLUMNS = frozenset({"hash", "personal", "personal_salt"})
-_BOOL_COLUMNS = frozenset({"clock_synced", "alert"})
 
 SqlValue = str | int | float | bytes | None
 
@@ -95,57 +113,13 @@ class StoredEntry:
 
 
 # Every column of the entries table: the stored entry's fields plus the personal salt.
+# Derived from StoredEntry; a test holds it equal to the core's explicit v1 tuple.
 ENTRY_COLUMNS: tuple[str, ...] = (*(field.name for field in fields(StoredEntry)), "personal_salt")
-
-
-def canonical_json(value: object) -> bytes:
-    """Serialize ``value`` the one way the chain hashes it."""
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return text.encode("utf-8")
-
-
-def genesis_hash(stream_id: str) -> str:
-    """The ``prev_hash`` of a stream's first entry."""
-    return hashlib.sha256(GENESIS_PREFIX + stream_id.encode("utf-8")).hexdigest()
-
-
-def personal_digest(salt: bytes, personal_json: str) -> str:
-    """The salted digest that stands in the chain for an entry's personal data."""
-    return hashlib.sha256(salt + personal_json.encode("utf-8")).hexdigest()
 
 
 def utc_iso(moment: datetime) -> str:
     """A timezone-aware time as fixed-width UTC ISO 8601 with microseconds (sorts as text)."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def chain_document(row: Mapping[str, object]) -> dict[str, object]:
-    """The JSON document an entry's hash covers, built from its stored column values."""
-    doc: dict[str, object] = {}
-    for column in ENTRY_COLUMNS:
-        if column in UNHASHED_COLUMNS:
-            continue
-        value = row[column]
-        # Odd stored values stay as they are, so they can only fail to match.
-        if column in _BOOL_COLUMNS and value in (0, 1) and not isinstance(value, float):
-            value = value == 1
-        elif column == "temperature_raw" and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        doc[column] = value
-    return doc
-
-
-def document_hash(doc: Mapping[str, object]) -> str:
-    """The chain hash of a chain document."""
-    return hashlib.sha256(canonical_json(doc)).hexdigest()
-
-
-def row_hash(row: Mapping[str, object]) -> str:
-    """The chain hash of an entry row."""
-    return document_hash(chain_document(row))
 
 
 def draft_columns(draft: EntryDraft) -> tuple[dict[str, SqlValue], str | None]:

@@ -1,5 +1,18 @@
 """Central storage: SQLite by default (one file, nothing to set up)."""
 
 from sync.store.sqlite import CentralStore, DirectoryRow, KeyRow, PassRow
+from sync.store.streams import EntryRecord, GateView, StreamStore, StreamView, SyncLogRow
+from sync.store.streams_sqlite import SqliteStreamStore
 
-__all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow"]
+__all__ = [
+    "CentralStore",
+    "DirectoryRow",
+    "EntryRecord",
+    "GateView",
+    "KeyRow",
+    "PassRow",
+    "SqliteStreamStore",
+    "StreamStore",
+    "StreamView",
+    "SyncLogRow",
+]

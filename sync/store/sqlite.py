@@ -8,6 +8,7 @@ lifted, ``directory`` when a pass is issued or revoked.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,7 +105,10 @@ class CentralStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None)
+            # The sync server reads list versions from its worker threads; the lock
+            # serialises transactions and those reads on the one connection.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -112,6 +116,7 @@ class CentralStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
         self.path = path
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         """Close the database."""
@@ -125,13 +130,14 @@ class CentralStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _bump(self, db: sqlite3.Connection, name: str) -> None:
         db.execute(
@@ -142,8 +148,9 @@ class CentralStore:
 
     def list_version(self, name: str) -> int:
         """The current version of a downlink list; 0 when it never changed."""
-        row = self._db.execute("SELECT version FROM list_versions WHERE name = ?", (name,))
-        found = row.fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT version FROM list_versions WHERE name = ?", (name,))
+            found = row.fetchone()
         return int(found[0]) if found else 0
 
     def add_key(self, public_key: bytes, now: datetime) -> str:

@@ -1,0 +1,233 @@
+"""The central sync server: gates enrol and upload their streams, admins pull what arrived.
+
+Routes (see docs/sync-protocol.md for the whole wire):
+``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
+``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/admin/gates``,
+``GET /v1/admin/gates/{gate}/sync-log``, ``GET /v1/admin/entries``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from sync.errors import StoreError
+from sync.issuer import Issuer
+from sync.protocol import LIST_NAMES, MAX_BATCH_BYTES, Ack
+from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
+from sync.server.body import BodyError, inflate, parse_batch, read_limited
+from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+GATE_ID = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$"
+RETRY_AFTER_SECONDS = 5
+
+GatePath = Annotated[str, Path(pattern=GATE_ID)]
+StreamPath = Annotated[str, Path(min_length=36, max_length=36)]
+
+
+class EnrolRequest(BaseModel):
+    """A gate's enrolment: its id and the one-time code an admin gave its installer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate_id: Annotated[str, Field(pattern=GATE_ID)]
+    code: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+def error(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
+    """An error reply with a stable code."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_app(
+    store: StreamStore, issuer: Issuer, admin_token: str, clock: Clock = utc_now
+) -> FastAPI:
+    """The sync server over ``store``; list versions come from ``issuer``'s store."""
+    if len(admin_token) < 16:
+        raise ValueError("the admin token must be at least 16 characters")
+    app = FastAPI(title="gate-sync", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def list_versions() -> dict[str, int]:
+        # Numbered as Issuer.bundle numbers them: version 1 is the list as it starts.
+        return {name: issuer.store.list_version(name) + 1 for name in LIST_NAMES}
+
+    def gate_auth(request: Request, gate: str) -> JSONResponse | None:
+        token = bearer(request.headers.get("authorization"))
+        owner = None if token is None else store.gate_for_token(secret_hash(token))
+        if owner is None:
+            return error(401, "unauthorized", "a gate token is needed", **_challenge())
+        if owner != gate:
+            logger.warning("gate %s used its token for gate %s", owner, gate)
+            return error(403, "forbidden", f"this token is not gate {gate}'s")
+        return None
+
+    def admin_auth(request: Request) -> JSONResponse | None:
+        token = bearer(request.headers.get("authorization"))
+        if token is None or not same_secret(token, admin_token):
+            return error(401, "unauthorized", "the admin token is needed", **_challenge())
+        return None
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
+        logger.error("store error on %s: %s", request.url.path, exc)
+        return error(503, "store_unavailable", "try again later", **_retry_after())
+
+    @app.post("/v1/gates/enrol", response_model=None)
+    def enrol(body: EnrolRequest) -> dict[str, str] | JSONResponse:
+        token = new_token()
+        code_hash = secret_hash(normalise_code(body.code))
+        if not store.enrol(body.gate_id, code_hash, secret_hash(token), clock()):
+            return error(403, "enrol_refused", "the code is unknown, used or expired")
+        return {"token": token}
+
+    @app.post("/v1/gates/{gate}/streams/{stream}/batches", response_model=None)
+    async def upload(gate: GatePath, stream: StreamPath, request: Request) -> Response:
+        if not _is_uuid(stream):
+            return error(422, "bad_stream", "the stream id must be a UUID")
+        refused = await run_in_threadpool(gate_auth, request, gate)
+        if refused is not None:
+            return refused
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+            if declared > MAX_BATCH_BYTES:
+                raise BodyError(413, "too_large", f"the body is over {MAX_BATCH_BYTES} bytes")
+            body = await read_limited(request.stream())
+            batch = parse_batch(inflate(body, request.headers.get("content-encoding")))
+        except BodyError as exc:
+            return error(exc.status, exc.code, exc.detail)
+        except ValueError:
+            return error(400, "bad_request", "Content-Length is not a number")
+        now = clock()
+        versions = await run_in_threadpool(list_versions)
+        reply = await run_in_threadpool(
+            store.ingest, gate, stream.lower(), batch, now=now, list_versions=versions
+        )
+        status = 200 if isinstance(reply, Ack) else 409
+        return Response(reply.model_dump_json(), status_code=status, media_type="application/json")
+
+    @app.get("/v1/gates/{gate}/streams/{stream}", response_model=None)
+    def cursor(gate: GatePath, stream: StreamPath, request: Request) -> dict[str, int] | Response:
+        if not _is_uuid(stream):
+            return error(422, "bad_stream", "the stream id must be a UUID")
+        refused = gate_auth(request, gate)
+        if refused is not None:
+            return refused
+        return {"stored_through": store.stored_through(gate, stream.lower())}
+
+    @app.get("/v1/admin/gates", response_model=None)
+    def fleet(
+        request: Request, stale_minutes: Annotated[int, Query(ge=1, le=525_600)] = 60
+    ) -> dict[str, Any] | Response:
+        refused = admin_auth(request)
+        if refused is not None:
+            return refused
+        now = clock()
+        horizon = now - timedelta(minutes=stale_minutes)
+        return {
+            "server_time": now.isoformat(),
+            "stale_minutes": stale_minutes,
+            "gates": [_gate_json(view, horizon) for view in store.gates()],
+        }
+
+    @app.get("/v1/admin/gates/{gate}/sync-log", response_model=None)
+    def sync_log(
+        gate: GatePath, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any] | Response:
+        refused = admin_auth(request)
+        if refused is not None:
+            return refused
+        rows = store.sync_log(gate, limit)
+        return {
+            "gate_id": gate,
+            "batches": [
+                {**vars(row), "at": row.at.isoformat()}  # a frozen dataclass of primitives
+                for row in rows
+            ],
+        }
+
+    @app.get("/v1/admin/entries", response_model=None)
+    def entries(
+        request: Request,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES_PAGE)] = 1000,
+    ) -> Response:
+        refused = admin_auth(request)
+        if refused is not None:
+            return refused
+        records = store.entries_after(after, limit)
+        lines = "".join(json.dumps(_entry_json(r), ensure_ascii=False) + "\n" for r in records)
+        following = records[-1].ingest_id if records else after
+        return Response(
+            lines, media_type="application/x-ndjson", headers={"X-Next-After": str(following)}
+        )
+
+    return app
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": "Bearer"}
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _gate_json(view: GateView, horizon: datetime) -> dict[str, Any]:
+    return {
+        "gate_id": view.gate_id,
+        "enrolled": view.enrolled_at is not None,
+        "enrolled_at": _iso(view.enrolled_at),
+        "last_seen": _iso(view.last_seen),
+        "stale": view.last_seen is None or view.last_seen < horizon,
+        "last_clock_offset_ms": view.last_clock_offset_ms,
+        "last_backlog": view.last_backlog,
+        "streams": [
+            {"stream_id": s.stream_id, "stored_through": s.stored_through} for s in view.streams
+        ],
+    }
+
+
+def _entry_json(record: EntryRecord) -> dict[str, Any]:
+    return {
+        "ingest_id": record.ingest_id,
+        "gate_id": record.gate_id,
+        "stream_id": record.stream_id,
+        "seq": record.seq,
+        "hash": record.hash,
+        "prev_hash": record.prev_hash,
+        "flagged": record.flagged,
+        "problem": record.problem,
+        "wall_time": record.wall_time,
+        "corrected_time": _iso(record.corrected_time),
+        "received_at": record.received_at.isoformat(),
+        "content": record.content,
+    }

@@ -1,0 +1,106 @@
+"""The interface of central stream storage: gates, enrolment codes, streams, entries, sync log.
+
+``StreamStore`` is what the sync server needs; ``SqliteStreamStore`` implements it
+now, and a PostgreSQL implementation is to pass the same tests. Times are aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sync.protocol import Ack, Batch, StreamConflict
+
+MAX_ENTRIES_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """One stream of a gate and how far the centre holds it."""
+
+    stream_id: str
+    stored_through: int
+
+
+@dataclass(frozen=True)
+class GateView:
+    """A gate as the fleet view shows it."""
+
+    gate_id: str
+    enrolled_at: datetime | None
+    last_seen: datetime | None
+    last_clock_offset_ms: int | None
+    last_backlog: int | None
+    streams: tuple[StreamView, ...]
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """One stored entry, with its place in the ingest order (``ingest_id``)."""
+
+    ingest_id: int
+    gate_id: str
+    stream_id: str
+    seq: int
+    hash: str
+    prev_hash: str | None
+    content: dict[str, Any]
+    flagged: bool
+    problem: str | None
+    wall_time: str | None
+    corrected_time: datetime | None
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class SyncLogRow:
+    """One batch as the centre answered it."""
+
+    gate_id: str
+    stream_id: str
+    first_seq: int
+    last_seq: int
+    count: int  # entries newly stored by this batch
+    result: str  # stored | repeat | gap | content_conflict
+    at: datetime
+
+
+class StreamStore(Protocol):
+    """Central storage of gates and their streams."""
+
+    def add_enrol_code(self, gate_id: str, code_hash: str, expires_at: datetime) -> None:
+        """Record a one-time enrolment code (its hash) for a gate, creating the gate."""
+
+    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good."""
+
+    def gate_for_token(self, token_hash: str) -> str | None:
+        """The gate whose token has this hash, or None."""
+
+    def ingest(
+        self,
+        gate_id: str,
+        stream_id: str,
+        batch: Batch,
+        *,
+        now: datetime,
+        list_versions: Mapping[str, int],
+    ) -> Ack | StreamConflict:
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send."""
+
+    def stored_through(self, gate_id: str, stream_id: str) -> int:
+        """How far the centre holds a stream; 0 for a stream it never saw."""
+
+    def gates(self) -> list[GateView]:
+        """Every known gate with its streams, by gate id."""
+
+    def entries_after(self, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries with ``ingest_id`` above ``after``, in ingest order."""
+
+    def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
+        """A gate's most recent batches, newest first."""
+
+    def close(self) -> None:
+        """Release the database."""

@@ -1,0 +1,422 @@
+"""Central stream storage on SQLite: one connection behind a lock, WAL, fsync at every commit.
+
+Ingest runs in one ``BEGIN IMMEDIATE`` transaction per batch, so the stream's cursor,
+its entries, the gate's health and the sync log move together or not at all.
+``ingest_id`` is assigned under SQLite's single write lock and committed in that
+order, so a reader paging by it never sees a later id before an earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from gate_agent.core.chain import genesis_hash
+from sync.errors import StoreError
+from sync.protocol import Ack, Batch, StreamConflict
+from sync.store.checks import (
+    claimed_hash,
+    clock_offset_ms,
+    content_json,
+    corrected_time,
+    entry_problems,
+)
+from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamView, SyncLogRow
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gates (
+    gate_id TEXT PRIMARY KEY,
+    token_hash TEXT UNIQUE,
+    enrolled_at TEXT,
+    last_seen TEXT,
+    last_clock_offset_ms INTEGER,
+    last_backlog INTEGER
+);
+CREATE TABLE IF NOT EXISTS enrol_codes (
+    code_hash TEXT PRIMARY KEY,
+    gate_id TEXT NOT NULL REFERENCES gates(gate_id),
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS streams (
+    gate_id TEXT NOT NULL REFERENCES gates(gate_id),
+    stream_id TEXT NOT NULL,
+    stored_through INTEGER NOT NULL DEFAULT 0 CHECK (stored_through >= 0),
+    PRIMARY KEY (gate_id, stream_id)
+);
+CREATE TABLE IF NOT EXISTS entries (
+    ingest_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gate_id TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    hash TEXT NOT NULL,
+    prev_hash TEXT,
+    content TEXT NOT NULL,
+    flagged INTEGER NOT NULL CHECK (flagged IN (0, 1)),
+    problem TEXT,
+    wall_time TEXT,
+    corrected_time TEXT,
+    received_at TEXT NOT NULL,
+    UNIQUE (gate_id, stream_id, seq),
+    FOREIGN KEY (gate_id, stream_id) REFERENCES streams(gate_id, stream_id)
+);
+CREATE TABLE IF NOT EXISTS sync_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    gate_id TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sync_log_gate ON sync_log(gate_id, id);
+"""
+
+
+class SqliteStreamStore:
+    """``StreamStore`` on one SQLite file (it may be the same file as ``CentralStore``)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open or create the stream tables in ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # One connection shared by the server's worker threads, serialised by the lock.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the central database: {exc}") from exc
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: in WAL mode every commit is fsynced before the Ack leaves.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
+        self.path = path
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        """Close the database; safe to call twice."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager that closes the store."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: read failed: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: write failed: {exc}") from exc
+
+    # -- gates and enrolment ------------------------------------------------------------
+
+    def add_enrol_code(self, gate_id: str, code_hash: str, expires_at: datetime) -> None:
+        """Record a one-time enrolment code (its hash) for a gate, creating the gate."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO gates(gate_id) VALUES (?)", (gate_id,))
+            db.execute(
+                "INSERT INTO enrol_codes(code_hash, gate_id, expires_at) VALUES (?, ?, ?)",
+                (code_hash, gate_id, _iso(expires_at)),
+            )
+
+    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good."""
+        with self._tx() as db:
+            used = db.execute(
+                "UPDATE enrol_codes SET used_at = ? WHERE code_hash = ? AND gate_id = ?"
+                " AND used_at IS NULL AND expires_at > ?",
+                (_iso(now), code_hash, gate_id, _iso(now)),
+            ).rowcount
+            if not used:
+                return False
+            # A new enrolment replaces the gate's token: the old one stops working.
+            db.execute(
+                "UPDATE gates SET token_hash = ?, enrolled_at = ? WHERE gate_id = ?",
+                (token_hash, _iso(now), gate_id),
+            )
+        logger.info("gate %s enrolled", gate_id)
+        return True
+
+    def gate_for_token(self, token_hash: str) -> str | None:
+        """The gate whose token has this hash, or None."""
+        with self._read() as db:
+            row = db.execute("SELECT gate_id FROM gates WHERE token_hash = ?", (token_hash,))
+            found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        gate_id: str,
+        stream_id: str,
+        batch: Batch,
+        *,
+        now: datetime,
+        list_versions: Mapping[str, int],
+    ) -> Ack | StreamConflict:
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send."""
+        first = batch.first_seq
+        last = first + len(batch.entries) - 1
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO streams(gate_id, stream_id) VALUES (?, ?)",
+                (gate_id, stream_id),
+            )
+            stored = _stored_through(db, gate_id, stream_id)
+            db.execute(
+                "UPDATE gates SET last_seen = ?, last_clock_offset_ms = ?, last_backlog = ?"
+                " WHERE gate_id = ?",
+                (_iso(now), clock_offset_ms(batch, now), batch.backlog, gate_id),
+            )
+            reply, result, count = self._apply(
+                db, gate_id, stream_id, batch, stored=stored, now=now
+            )
+            db.execute(
+                "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (gate_id, stream_id, first, last, count, result, _iso(now)),
+            )
+            if isinstance(reply, StreamConflict):
+                return reply
+            flagged = tuple(
+                int(seq)
+                for (seq,) in db.execute(
+                    "SELECT seq FROM entries WHERE gate_id = ? AND stream_id = ?"
+                    " AND seq BETWEEN ? AND ? AND flagged = 1 ORDER BY seq",
+                    (gate_id, stream_id, first, last),
+                )
+            )
+        return Ack(
+            stored_through=reply,
+            flagged=flagged,
+            server_time=now,
+            list_versions=dict(list_versions),
+        )
+
+    def _apply(
+        self,
+        db: sqlite3.Connection,
+        gate_id: str,
+        stream_id: str,
+        batch: Batch,
+        *,
+        stored: int,
+        now: datetime,
+    ) -> tuple[int | StreamConflict, str, int]:
+        first = batch.first_seq
+        if first > stored + 1:
+            return StreamConflict(error="gap", cursor=stored, seq=stored + 1), "gap", 0
+        held = {
+            int(seq): str(digest)
+            for seq, digest in db.execute(
+                "SELECT seq, hash FROM entries WHERE gate_id = ? AND stream_id = ?"
+                " AND seq BETWEEN ? AND ?",
+                (gate_id, stream_id, first, stored),
+            )
+        }
+        for offset, entry in enumerate(batch.entries):
+            seq = first + offset
+            if seq > stored:
+                break
+            if held.get(seq) != claimed_hash(entry):
+                conflict = StreamConflict(error="content_conflict", cursor=stored, seq=seq)
+                return conflict, "content_conflict", 0
+        new = [(first + i, e) for i, e in enumerate(batch.entries) if first + i > stored]
+        if not new:
+            return stored, "repeat", 0
+        prev = _prev_hash(db, gate_id, stream_id, stored)
+        for seq, entry in new:
+            problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
+            digest = claimed_hash(entry)
+            corrected = corrected_time(entry, batch, now)
+            wall = entry.get("wall_time")
+            raw_prev = entry.get("prev_hash")
+            db.execute(
+                "INSERT INTO entries(gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+                " problem, wall_time, corrected_time, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    gate_id,
+                    stream_id,
+                    seq,
+                    digest,
+                    raw_prev if isinstance(raw_prev, str) else None,
+                    content_json(entry),
+                    int(bool(problems)),
+                    "; ".join(problems) or None,
+                    wall if isinstance(wall, str) else None,
+                    None if corrected is None else _iso(corrected),
+                    _iso(now),
+                ),
+            )
+            if problems:
+                logger.warning(
+                    "gate %s stream %s seq %d flagged: %s",
+                    gate_id,
+                    stream_id,
+                    seq,
+                    "; ".join(problems),
+                )
+            prev = digest
+        through = new[-1][0]
+        db.execute(
+            "UPDATE streams SET stored_through = ? WHERE gate_id = ? AND stream_id = ?",
+            (through, gate_id, stream_id),
+        )
+        return through, "stored", len(new)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def stored_through(self, gate_id: str, stream_id: str) -> int:
+        """How far the centre holds a stream; 0 for a stream it never saw."""
+        with self._read() as db:
+            return _stored_through(db, gate_id, stream_id)
+
+    def gates(self) -> list[GateView]:
+        """Every known gate with its streams, by gate id."""
+        with self._read() as db:
+            gates = db.execute(
+                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog"
+                " FROM gates ORDER BY gate_id"
+            ).fetchall()
+            streams: dict[str, list[StreamView]] = {}
+            for gate, stream, through in db.execute(
+                "SELECT gate_id, stream_id, stored_through FROM streams ORDER BY gate_id, stream_id"
+            ):
+                streams.setdefault(gate, []).append(StreamView(stream, int(through)))
+        return [
+            GateView(
+                gate_id=gate,
+                enrolled_at=_time(enrolled),
+                last_seen=_time(seen),
+                last_clock_offset_ms=offset,
+                last_backlog=backlog,
+                streams=tuple(streams.get(gate, ())),
+            )
+            for gate, enrolled, seen, offset, backlog in gates
+        ]
+
+    def entries_after(self, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries with ``ingest_id`` above ``after``, in ingest order."""
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+                " problem, wall_time, corrected_time, received_at FROM entries"
+                " WHERE ingest_id > ? ORDER BY ingest_id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
+        """A gate's most recent batches, newest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT gate_id, stream_id, first_seq, last_seq, count, result, at FROM sync_log"
+                " WHERE gate_id = ? ORDER BY id DESC LIMIT ?",
+                (gate_id, limit),
+            ).fetchall()
+        return [
+            SyncLogRow(
+                gate_id=row[0],
+                stream_id=row[1],
+                first_seq=int(row[2]),
+                last_seq=int(row[3]),
+                count=int(row[4]),
+                result=row[5],
+                at=datetime.fromisoformat(row[6]),
+            )
+            for row in rows
+        ]
+
+
+def _stored_through(db: sqlite3.Connection, gate_id: str, stream_id: str) -> int:
+    row = db.execute(
+        "SELECT stored_through FROM streams WHERE gate_id = ? AND stream_id = ?",
+        (gate_id, stream_id),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _prev_hash(db: sqlite3.Connection, gate_id: str, stream_id: str, stored: int) -> str:
+    if stored == 0:
+        return genesis_hash(stream_id)
+    row = db.execute(
+        "SELECT hash FROM entries WHERE gate_id = ? AND stream_id = ? AND seq = ?",
+        (gate_id, stream_id, stored),
+    ).fetchone()
+    return str(row[0])
+
+
+def _record(row: tuple[Any, ...]) -> EntryRecord:
+    return EntryRecord(
+        ingest_id=int(row[0]),
+        gate_id=row[1],
+        stream_id=row[2],
+        seq=int(row[3]),
+        hash=row[4],
+        prev_hash=row[5],
+        content=json.loads(row[6]),
+        flagged=row[7] == 1,
+        problem=row[8],
+        wall_time=row[9],
+        corrected_time=_time(row[10]),
+        received_at=datetime.fromisoformat(row[11]),
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _iso(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds, so stored times compare correctly as text."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,212 @@
+"""Ingest semantics of the central stream store (every implementation passes these)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate_agent.core.chain import row_hash
+from sync.protocol import Ack, StreamConflict
+from sync.server.auth import secret_hash
+from sync.store import SqliteStreamStore, StreamStore
+from tests.sync.stream_helpers import (
+    GATE,
+    NOW,
+    SENT_MONO,
+    batch,
+    fill_ledger,
+    ledger_entries,
+)
+
+Stream = tuple[str, list[dict[str, Any]]]
+VERSIONS = {"keys": 2, "revocations": 1}
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StreamStore]:
+    """A fresh store with gate-a enrolled (PostgreSQL joins the params later)."""
+    opened = SqliteStreamStore(tmp_path / "central.sqlite3")
+    try:
+        opened.add_enrol_code(GATE, secret_hash("code"), NOW + timedelta(hours=1))
+        assert opened.enrol(GATE, secret_hash("code"), secret_hash("token"), NOW)
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> Stream:
+    """A real gate ledger of 12 entries: its stream id and wire entries."""
+    path = tmp_path_factory.mktemp("gate") / "ledger.sqlite3"
+    stream_id = fill_ledger(path, 12)
+    return stream_id, ledger_entries(path)
+
+
+def ingest(store: StreamStore, stream_id: str, entries: list[dict[str, Any]], **kw: Any) -> Any:
+    return store.ingest(GATE, stream_id, batch(entries, **kw), now=NOW, list_versions=VERSIONS)
+
+
+def test_batches_are_acknowledged_through_their_last_entry(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    first = ingest(store, stream_id, entries[:5])
+    assert first == Ack(stored_through=5, server_time=NOW, list_versions=VERSIONS)
+    assert ingest(store, stream_id, entries[5:]).stored_through == 12
+    stored = store.entries_after(0, 100)
+    assert [r.seq for r in stored] == list(range(1, 13))
+    assert [r.hash for r in stored] == [e["hash"] for e in entries]
+    assert not any(r.flagged for r in stored)
+    assert all(row_hash(r.content) == r.hash for r in stored)
+    assert store.stored_through(GATE, stream_id) == 12
+
+
+def test_a_repeat_gets_the_same_reply_and_stores_nothing_twice(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    first = ingest(store, stream_id, entries[:6])
+    assert ingest(store, stream_id, entries[:6]) == first
+    overlapping = ingest(store, stream_id, entries[3:9])
+    assert overlapping.stored_through == 9
+    assert [r.seq for r in store.entries_after(0, 100)] == list(range(1, 10))
+    results = [row.result for row in store.sync_log(GATE, 10)]
+    assert results == ["stored", "repeat", "stored"]
+
+
+def test_a_gap_is_refused_with_the_cursor(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    ingest(store, stream_id, entries[:3])
+    reply = ingest(store, stream_id, entries[5:8])
+    assert reply == StreamConflict(error="gap", cursor=3, seq=4)
+    assert store.stored_through(GATE, stream_id) == 3
+    assert len(store.entries_after(0, 100)) == 3
+
+
+def test_new_content_for_a_stored_seq_is_a_conflict(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    ingest(store, stream_id, entries[:4])
+    tampered = [dict(e) for e in entries[:6]]
+    tampered[2]["reason"] = "revoked"
+    tampered[2]["hash"] = row_hash(tampered[2])  # a consistent but different entry
+    reply = ingest(store, stream_id, tampered)
+    assert reply == StreamConflict(error="content_conflict", cursor=4, seq=3)
+    assert store.stored_through(GATE, stream_id) == 4  # nothing of the batch was stored
+    assert store.sync_log(GATE, 1)[0].result == "content_conflict"
+
+
+def test_a_malformed_entry_is_stored_flagged_and_the_stream_goes_on(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    bad = [dict(e) for e in entries[:6]]
+    bad[2]["outcome"] = "allow-ish"  # the hash no longer matches
+    del bad[3]["boot_id"]
+    reply = ingest(store, stream_id, bad)
+    assert isinstance(reply, Ack)
+    assert reply.stored_through == 6
+    assert reply.flagged == (3, 4)
+    stored = {r.seq: r for r in store.entries_after(0, 100)}
+    assert "hash does not match" in (stored[3].problem or "")
+    assert "missing column boot_id" in (stored[4].problem or "")
+    assert not stored[5].flagged  # links to entry 4's claimed hash
+    assert ingest(store, stream_id, bad) == reply  # the repeat answers the same
+    assert ingest(store, stream_id, entries[6:]).stored_through == 12
+
+
+def test_entries_of_another_gate_or_a_broken_chain_are_flagged(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    skipped = [entries[0], dict(entries[2], seq=2)]  # seq 2 claims entry 3's place
+    reply = ingest(store, stream_id, skipped)
+    assert reply.flagged == (2,)
+    problem = store.entries_after(0, 10)[1].problem or ""
+    assert "prev_hash" in problem
+    assert "hash does not match" in problem
+
+
+def test_personal_data_must_match_its_digest(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    assert entries[0]["personal"] is not None
+    changed = dict(entries[0], personal='{"name":"王五"}')
+    reply = ingest(store, stream_id, [changed])
+    assert reply.flagged == (1,)
+    assert "personal data" in (store.entries_after(0, 1)[0].problem or "")
+
+
+def test_unsynced_clocks_are_corrected_from_monotonic_time(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    # Entry n was made at monotonic 1e9 + n ns; the batch left at SENT_MONO.
+    unsynced = [dict(e, clock_synced=0) for e in entries[:2]]
+    unsynced = [dict(e, hash=row_hash(e)) for e in unsynced]
+    unsynced[1]["prev_hash"] = unsynced[0]["hash"]
+    unsynced[1]["hash"] = row_hash(unsynced[1])
+    reply = ingest(store, stream_id, unsynced, clock_synced=False, sent_at=NOW - timedelta(hours=3))
+    assert reply.flagged == ()
+    first = store.entries_after(0, 1)[0]
+    expected = NOW - timedelta(microseconds=(SENT_MONO - entries[0]["monotonic_ns"]) / 1000)
+    assert first.corrected_time == expected
+    assert first.wall_time == entries[0]["wall_time"]  # both times are kept
+    gate = store.gates()[0]
+    assert gate.last_clock_offset_ms == 3 * 3600 * 1000
+    # Another boot's entries have no common clock with the batch: left uncorrected.
+    later = ingest(store, stream_id, entries[2:4], clock_synced=False, boot_id="boot-2")
+    assert later.stored_through == 4
+    assert all(r.corrected_time is None for r in store.entries_after(2, 10))
+
+
+def test_synced_entries_keep_no_corrected_time(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    ingest(store, stream_id, entries[:2], backlog=7)
+    assert store.entries_after(0, 1)[0].corrected_time is None
+    gate = store.gates()[0]
+    assert (gate.last_seen, gate.last_backlog) == (NOW, 7)
+    assert gate.streams[0].stored_through == 2
+
+
+def test_enrol_codes_work_once_and_not_after_they_expire(tmp_path: Path) -> None:
+    with SqliteStreamStore(tmp_path / "c.sqlite3") as store:
+        store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
+        store.add_enrol_code("g1", secret_hash("late"), NOW - timedelta(seconds=1))
+        assert not store.enrol("g2", secret_hash("one"), secret_hash("t"), NOW)  # other gate
+        assert not store.enrol("g1", secret_hash("late"), secret_hash("t"), NOW)
+        assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
+        assert not store.enrol("g1", secret_hash("one"), secret_hash("t2"), NOW)
+        assert store.gate_for_token(secret_hash("t1")) == "g1"
+        assert store.gate_for_token(secret_hash("t2")) is None
+
+
+def test_paging_by_ingest_cursor_never_skips_or_repeats(store: StreamStore, tmp_path: Path) -> None:
+    path = tmp_path / "gate2.sqlite3"
+    stream_id = fill_ledger(path, 120)
+    entries = ledger_entries(path)
+    done = threading.Event()
+
+    def upload() -> None:
+        for start in range(0, 120, 7):
+            ingest(store, stream_id, entries[start : start + 7])
+        done.set()
+
+    seen: list[int] = []
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    try:
+        after = 0
+        while True:
+            finished = done.is_set()
+            page = store.entries_after(after, 5)
+            seen.extend(r.seq for r in page)
+            after = page[-1].ingest_id if page else after
+            if finished and not page:
+                break
+    finally:
+        uploader.join()
+    assert seen == list(range(1, 121))
