@@ -34,6 +34,7 @@ from gate_agent.ledger.records import (
 )
 from gate_agent.ledger.state import GateState
 from gate_agent.ledger.summary import DaySummary, day_summary, people_inside_estimate
+from gate_agent.ledger.sync_state import SyncState
 from gate_agent.ledger.verify import LedgerReport, verify_connection
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Ledger:
         self._stream_id = stream_id
         self._gate_id = gate_id
         self._state = GateState(store)
+        self._sync = SyncState(store, stream_id)
 
     @classmethod
     def open(cls, path: Path, *, gate_id: str, clock: Clock = utc_now) -> Ledger:
@@ -97,6 +99,11 @@ class Ledger:
     def state(self) -> GateState:
         """The gate's local lists (issuer keys, revocations, isolations, settings)."""
         return self._state
+
+    @property
+    def sync(self) -> SyncState:
+        """The uploader's cursor at the centre, last success, last error and alarm."""
+        return self._sync
 
     def pragmas(self) -> dict[str, object]:
         """The writer connection's journal mode, synchronous level, foreign keys, busy timeout."""

@@ -245,6 +245,28 @@ CREATE INDEX entries_allowed_by_time ON entries (wall_time, pass_id, direction, 
     WHERE outcome = 'allow' AND pass_id IS NOT NULL;
 """
 
+# The uploader's cursor and health, one row per stream (the ledger holds one stream).
+# acked_through is the centre's cursor as last acknowledged: it may go back (the centre
+# restored from a backup), so no trigger holds it rising. An alarm stops uploads until
+# an operator clears it (re-enrolling the gate).
+_V6_SYNC_STATE = """
+CREATE TABLE sync_state (
+    stream_id TEXT PRIMARY KEY,
+    acked_through INTEGER NOT NULL DEFAULT 0 CHECK (acked_through >= 0),
+    last_attempt_at TEXT,
+    last_success_at TEXT,
+    last_error_code TEXT,
+    last_error_text TEXT,
+    last_error_at TEXT,
+    alarm_code TEXT,
+    alarm_text TEXT,
+    alarm_at TEXT,
+    centre_list_versions TEXT NOT NULL DEFAULT '{}',
+    CHECK ((alarm_code IS NULL) = (alarm_text IS NULL)),
+    CHECK ((last_error_code IS NULL) = (last_error_text IS NULL))
+) STRICT;
+"""
+
 
 def numbered(name: str) -> Callable[[_Step], _Step]:
     """Register the next migration, whose name must start with its 4-digit number."""
@@ -283,6 +305,12 @@ def _local_settings(db: Database) -> None:
 def _entry_counts(db: Database) -> None:
     """Indexes for the console's counts."""
     run_script(db, _V5_ENTRY_COUNTS)
+
+
+@numbered("0006_sync_state")
+def _sync_state(db: Database) -> None:
+    """The uploader's cursor at the centre, its last success, error and alarm."""
+    run_script(db, _V6_SYNC_STATE)
 
 
 def split_statements(script: str) -> list[str]:

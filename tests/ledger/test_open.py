@@ -36,6 +36,7 @@ def test_creation_makes_directories_records_migrations_and_meta(ledger_path: Pat
         ("gate-ledger", "0003_directory"),
         ("gate-ledger", "0004_local_settings"),
         ("gate-ledger", "0005_entry_counts"),
+        ("gate-ledger", "0006_sync_state"),
     ]
     # sqlite-utils stamps its migration records with its own UTC clock, not the ledger's.
     for _, _, applied in migrations:
@@ -64,7 +65,7 @@ def test_reopening_keeps_stream_id_entries_and_applies_no_migration_twice(
         assert again.stream_id == stream_id
         assert again.count() == 1
         assert again.append(draft(1)).seq == 2
-    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 5
+    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 6
     assert len(raw_rows(ledger_path, "SELECT * FROM meta")) == 1
 
 
@@ -167,10 +168,11 @@ def test_migrations_are_numbered_in_order() -> None:
         "0003_directory",
         "0004_local_settings",
         "0005_entry_counts",
+        "0006_sync_state",
     ]
     assert shipped == MIGRATION_NAMES
-    with pytest.raises(ValueError, match="0006_"):
-        numbered("0007_skipped_a_number")
+    with pytest.raises(ValueError, match="0007_"):
+        numbered("0008_skipped_a_number")
     assert shipped == MIGRATION_NAMES
 
 
