@@ -28,6 +28,8 @@ from gate_agent.hardware.thermometer import MLX90614, SimulatedThermometer, Ther
 from gate_agent.ledger import Ledger
 from gate_agent.sampler import ThermometerSampler
 from gate_agent.station import Lane, Station, StationSettings
+from gate_agent.uplink import UplinkSettings, Uploader
+from gate_agent.uplink_http import load_token, token_path
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Gate:
     sampler: ThermometerSampler | None
     thermometer: Thermometer | None
     cameras: dict[str, FrameSource] = field(default_factory=dict)
+    uploader: Uploader | None = None
 
     def simulated_camera(self, lane: str) -> SimulatedCamera:
         """The simulated camera of a lane (demo and tests)."""
@@ -95,13 +98,46 @@ def open_gate(
         )
         if sampler is not None:
             sampler.on_change = station.on_sensor_change
-        gate = Gate(config, station, ledger, events, signals, sampler, thermometer, cameras)
+        uploader = make_uploader(config, ledger, clock)
+        gate = Gate(
+            config, station, ledger, events, signals, sampler, thermometer, cameras, uploader
+        )
+        if uploader is not None:
+            stack.callback(uploader.close)
+            station.on_commit = uploader.wake
         if start:
+            if uploader is not None:
+                uploader.start()
             if sampler is not None:
                 sampler.start()
             station.start()
             stack.callback(station.stop)
         yield gate
+
+
+def make_uploader(config: GateConfig, ledger: Ledger, clock: Clock) -> Uploader | None:
+    """The uploader, when sync is on and the gate has enrolled (it has a token)."""
+    section = config.sync
+    if not section.enabled:
+        return None
+    token = load_token(token_path(config.gate.data_dir))
+    if token is None:
+        log.warning("sync is on but the gate has not enrolled: gate-agent sync enrol --code …")
+        return None
+    settings = UplinkSettings(
+        timeout_s=section.timeout_seconds,
+        poll_s=section.poll_seconds,
+        backoff_base_s=section.backoff_base_seconds,
+        backoff_cap_s=section.backoff_cap_seconds,
+    )
+    return Uploader(
+        ledger,
+        base_url=section.server_url,
+        gate_id=config.gate.id,
+        token=token,
+        clock=clock,
+        settings=settings,
+    )
 
 
 def station_settings(config: GateConfig) -> StationSettings:

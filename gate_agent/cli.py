@@ -26,6 +26,7 @@ from gate_agent.hardware.decoder import QrDecoder, decode_image_file
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.verify import verify_ledger_file
 from gate_agent.records import temperature_fields
+from gate_agent.uplink_http import enrol, save_token, token_path
 from sync.protocol import ListsBundle
 
 #: What a folder given to `decode` is searched for.
@@ -84,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
 
+    sync = commands.add_parser("sync", help="uploading to the central sync server")
+    sync_commands = sync.add_subparsers(dest="sync_command", required=True)
+    enrol_ = sync_commands.add_parser("enrol", help="enrol with a one-time code from the centre")
+    enrol_.add_argument("--code", required=True, help="from `gate-sync gates enrol GATE_ID`")
+    enrol_.set_defaults(handler=_sync_enrol)
+    sync_commands.add_parser("status", help="backlog, last success, alarm").set_defaults(
+        handler=_sync_status
+    )
+
     guards = commands.add_parser("guards", help="guards' shift PINs for the console")
     guards_commands = guards.add_subparsers(dest="guards_command", required=True)
     add = guards_commands.add_parser("add", help="put a guard on shift; prints their PIN")
@@ -137,6 +147,30 @@ def _guards_remove(args: argparse.Namespace) -> int:
     removed = _roster(args).remove(args.name)
     print(f"{args.name}: {'shift ended' if removed else 'was not on shift'}")
     return 0 if removed else 1
+
+
+def _sync_enrol(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if not config.sync.server_url:
+        raise ValueError("set [sync] server_url in the config first")
+    token = enrol(config.sync.server_url, config.gate.id, args.code)
+    save_token(token_path(config.gate.data_dir), token)
+    with _open_ledger(config) as ledger:
+        ledger.sync.clear_alarm()
+    print(f"gate {config.gate.id} enrolled with {config.sync.server_url}; restart the agent")
+    return 0
+
+
+def _sync_status(args: argparse.Namespace) -> int:
+    with _open_ledger(_config(args)) as ledger:
+        status = ledger.sync.status()
+    print(f"stream {status.stream_id}: acknowledged through {status.acked_through} "
+          f"of {status.last_seq}, backlog {status.backlog}")  # fmt: skip
+    print(f"last success: {status.last_success_at or 'never'}")
+    if status.alarm_code:
+        print(f"ALARM {status.alarm_code}: {status.alarm_text}")
+        return 2
+    return 0
 
 
 def _open_ledger(config: GateConfig) -> Ledger:

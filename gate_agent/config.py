@@ -169,6 +169,25 @@ class ConsoleSection(_Strict):
     session_hours: float = Field(12.0, gt=0, le=24, description="A sign-in lasts a shift")
 
 
+class SyncSection(_Strict):
+    """Uploading entries to the central sync server; the gate enrols first (sync enrol)."""
+
+    enabled: bool = False
+    server_url: str = Field(
+        "", pattern=r"^(https?://[^\s]+)?$", description="e.g. http://10.1.1.5:8600"
+    )
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+    poll_seconds: float = Field(5.0, gt=0, le=300, description="How often a quiet gate looks")
+    backoff_base_seconds: float = Field(1.0, gt=0, le=60)
+    backoff_cap_seconds: float = Field(300.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> SyncSection:
+        if self.enabled and not self.server_url:
+            raise ValueError("sync.server_url is needed when sync is enabled")
+        return self
+
+
 class GateConfig(_Strict):
     """The whole gate.toml."""
 
@@ -179,6 +198,7 @@ class GateConfig(_Strict):
     thermometer: ThermometerSection = ThermometerSection()
     signals: SignalsSection = SignalsSection()
     console: ConsoleSection = ConsoleSection()
+    sync: SyncSection = SyncSection()
 
     @model_validator(mode="after")
     def _distinct_lanes(self) -> GateConfig:

@@ -147,6 +147,8 @@ class Station:
         self._threads: list[threading.Thread] = []
         self._health: dict[str, SourceHealth] = {}
         signals.on_manual_release = self._on_button
+        #: Called after each entry is committed (the uploader's wake-up).
+        self.on_commit: Callable[[], None] | None = None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -327,10 +329,13 @@ class Station:
 
     def _commit(self, draft: EntryDraft) -> StoredEntry | None:
         try:
-            return self.ledger.append(draft)
+            entry = self.ledger.append(draft)
         except (LedgerError, OSError) as exc:
             self.ledger_failed(exc)
             return None
+        if self.on_commit is not None:
+            self.on_commit()
+        return entry
 
     def ledger_failed(self, exc: Exception) -> None:
         """The ledger could not be used: keep the gate locked, alert, tell the console."""

@@ -51,6 +51,20 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
         "lists_stale": any(item["stale"] for item in lists.values()),
         "devices": {"cameras": cameras, "thermometer": sensor},
         "clock": {"synced": clock.synced(), "now": now.isoformat()},
-        "sync": {"configured": False, "last_success": None, "backlog": ledger.count()},
+        "sync": sync_status(gate),
         "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
+    }
+
+
+def sync_status(gate: Gate) -> dict[str, Any]:
+    """The uploader's state, or what the ledger knows when the gate does not sync."""
+    if gate.uploader is not None:
+        return gate.uploader.status().as_dict()
+    status = gate.ledger.sync.status()
+    return {
+        "configured": False,
+        "running": False,
+        "backlog": status.backlog,
+        "acked_through": status.acked_through,
+        "last_success": None,
     }

@@ -79,7 +79,7 @@ def site_config(tmp_path: Path) -> GateConfig:
                         {"source": "sim:", "direction": "out", "fps": 20}],
             "scanner": {"debounce_seconds": 0.5},
             "thermometer": {"kind": "simulated", "warmup_seconds": 0, "wait_seconds": 0.5},
-            "signals": {"kind": "mock", "open_seconds": 0.3, "hold_seconds": 0.3},
+            "signals": {"kind": "mock", "open_seconds": 3.0, "hold_seconds": 0.3},
             "console": {"host": "127.0.0.1", "port": 8080, "admin_token_file": str(token)},
         }
     )  # fmt: skip

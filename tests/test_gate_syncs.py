@@ -1,0 +1,135 @@
+"""A running gate enrols with a real `gate-sync serve` process and every entry arrives once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gate_agent import cli as agent_cli
+from gate_agent.assemble import open_gate
+from gate_agent.config import load_config
+from sync import cli as sync_cli
+from tests.test_station import make_pass, trust_key
+
+ADMIN_TOKEN = "central-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`gate-sync serve` as its own process, as systemd would run it."""
+    data = tmp_path / "central"
+    data.mkdir()
+    token = data / "admin.token"
+    token.write_text(ADMIN_TOKEN, encoding="utf-8")
+    token.chmod(0o600)
+    port = free_port()
+    script = shutil.which("gate-sync", path=str(Path(sys.executable).parent))
+    assert script
+    process = subprocess.Popen(
+        [script, "--data-dir", str(data), "serve", "--port", str(port),
+         "--admin-token-file", str(token)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/v1/admin/gates", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, data
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+
+
+def gate_toml(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "gate.toml"
+    path.write_text(
+        f"""[gate]
+id = "G1"
+compound_id = "C1"
+community_id = "M1"
+data_dir = "gate"
+
+[[cameras]]
+source = "sim:"
+direction = "in"
+
+[scanner]
+debounce_seconds = 0.5
+
+[thermometer]
+kind = "none"
+
+[signals]
+kind = "mock"
+
+[console]
+enabled = false
+
+[sync]
+enabled = true
+server_url = "{url}"
+poll_seconds = 0.2
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
+    tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, data = centre
+    assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "G1"]) == 0
+    code = capsys.readouterr().out.strip()
+    path = gate_toml(tmp_path, url)
+    assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 0
+    assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 1
+    config = load_config(path)
+    with open_gate(config) as gate:
+        trust_key(gate)
+        assert gate.uploader is not None
+        camera = gate.simulated_camera("in")
+        for i in range(3):
+            camera.show_pass(make_pass(f"SYNC000{i}"))
+            deadline = time.monotonic() + 10
+            while gate.ledger.count() < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            camera.show_nothing()
+            time.sleep(0.6)
+        deadline = time.monotonic() + 15
+        while gate.uploader.status().backlog and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status = gate.uploader.status()
+        entries = gate.ledger.entries()
+    assert (status.backlog, status.acked_through, status.alarm) == (0, 3, None)
+    pulled = httpx.get(
+        f"{url}/v1/admin/entries?after=0&limit=100",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    rows = [json.loads(line) for line in pulled.text.splitlines()]
+    assert [r["seq"] for r in rows] == [1, 2, 3]
+    assert [r["hash"] for r in rows] == [e.hash for e in entries]
+    assert not any(r["flagged"] for r in rows)
+    assert agent_cli.main(["--config", str(path), "sync", "status"]) == 0
+    assert "backlog 0" in capsys.readouterr().out
