@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_agent.core.passes import PassFields, key_id, sign
 from sync.errors import IssuerKeyError
 from sync.protocol import (
+    LIST_NAMES,
     DirectoryItem,
     DirectoryList,
     IsolationItem,
@@ -126,6 +127,10 @@ class Issuer:
             isolations=IsolationList(version=self._version("isolations"), items=tuple(isolated)),
             directory=DirectoryList(version=self._version("directory"), items=tuple(people)),
         )
+
+    def list_versions(self) -> dict[str, int]:
+        """The version each list would carry if exported now."""
+        return {name: self._version(name) for name in LIST_NAMES}
 
     def _version(self, name: str) -> int:
         # Version 1 is the list as it starts out, empty; each change adds one.

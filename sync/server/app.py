@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sync.errors import StoreError
 from sync.issuer import Issuer
-from sync.protocol import LIST_NAMES, MAX_BATCH_BYTES, Ack
+from sync.protocol import MAX_BATCH_BYTES, Ack
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
@@ -63,10 +63,6 @@ def create_app(
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     app = FastAPI(title="gate-sync", docs_url=None, redoc_url=None, openapi_url=None)
-
-    def list_versions() -> dict[str, int]:
-        # Numbered as Issuer.bundle numbers them: version 1 is the list as it starts.
-        return {name: issuer.store.list_version(name) + 1 for name in LIST_NAMES}
 
     def gate_auth(request: Request, gate: str) -> JSONResponse | None:
         token = bearer(request.headers.get("authorization"))
@@ -115,7 +111,7 @@ def create_app(
         except ValueError:
             return error(400, "bad_request", "Content-Length is not a number")
         now = clock()
-        versions = await run_in_threadpool(list_versions)
+        versions = await run_in_threadpool(issuer.list_versions)
         reply = await run_in_threadpool(
             store.ingest, gate, stream.lower(), batch, now=now, list_versions=versions
         )
