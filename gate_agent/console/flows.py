@@ -105,9 +105,11 @@ class ModeBody(_Body):
 async def events(request: Request, session: GuardSession) -> StreamingResponse:
     """Server-Sent Events: decisions and device states; the last few decisions first."""
     bus = console_of(request).gate.events
+    # Subscribed before the response starts, so nothing published once the page sees
+    # the stream open can be missed.
+    subscription = bus.subscribe()
 
     async def stream() -> AsyncIterator[str]:
-        subscription = bus.subscribe()
         try:
             yield "retry: 2000\n\n"
             for event in bus.recent("decision")[-RECENT_ON_CONNECT:]:

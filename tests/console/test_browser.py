@@ -117,6 +117,7 @@ def sign_in(page: Any, site: ConsoleSite) -> None:
         page.locator(f".keypad [data-key='{digit}']").click()
     page.locator("#pin-submit").click()
     page.locator("#app-view").wait_for(state="visible")
+    page.locator("body[data-live='open']").wait_for(state="attached")
 
 
 def sign_in_admin(page: Any, site: ConsoleSite) -> None:
@@ -126,6 +127,7 @@ def sign_in_admin(page: Any, site: ConsoleSite) -> None:
     page.locator("#admin-token").fill(site.admin_token)
     page.locator("#admin-form button[type=submit]").click()
     page.locator("#app-view").wait_for(state="visible")
+    page.locator("body[data-live='open']").wait_for(state="attached")
 
 
 def show_pass(site: ConsoleSite, pass_id: str, *, celsius: float = 36.6) -> None:

@@ -187,6 +187,7 @@
   function setConnected(connected) {
     state.connected = connected;
     $("conn-banner").hidden = connected;
+    document.body.dataset.live = connected ? "open" : "closed";
     // Cut off from the gate, the result on screen may no longer be the person in front.
     if (!connected && state.current && !state.current.stale) {
       state.current.stale = true;
