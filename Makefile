@@ -55,9 +55,10 @@ $(STAMP): pyproject.toml | system-deps
 install: system-deps $(STAMP)
 
 # A live gate in simulation. The central side issues passes for a sample
-# compound (one expired, one revoked, one household in isolation) and exports
-# its lists; the gate imports them and runs with simulated cameras and
-# thermometer on gpiozero's mock pins while scripted residents walk through.
+# compound (one expired, one revoked, one household in isolation), exports its
+# lists and serves sync; the gate imports the lists, enrols, and runs with
+# simulated cameras and thermometer on gpiozero's mock pins while scripted
+# residents walk through and its entries upload to the centre.
 # Each step is the command an operator would type.
 SYNC  = $(BIN)/gate-sync --data-dir $(DEMO)/central
 AGENT = $(BIN)/gate-agent --config $(DEMO)/gate.toml
@@ -82,13 +83,24 @@ demo: install
 	$(SYNC) passes issue --scope community:LGQ --kind delivery --household LGQ-DELIVERY \
 	  --name 吴师傅 --days 30 > $(DEMO)/passes/delivery.txt
 	$(SYNC) lists export --out $(DEMO)/lists.json
-	@echo "== gate LGQ-012-N: import the lists, check the gate, run the visitors through"
+	@echo "== central sync server on 127.0.0.1:8600; the gate enrols with a one-time code"
+	@umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(DEMO)/central/admin.token
+	$(SYNC) gates enrol LGQ-012-N > $(DEMO)/central/enrol.code
+	@echo "== gate LGQ-012-N: import the lists, enrol, check the gate, run the visitors through"
 	$(AGENT) lists import $(DEMO)/lists.json
-	$(AGENT) doctor || true
-	@echo
-	@echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"
+	@# The server runs for as long as the demo does, and stops with it (Ctrl-C included).
+	@$(SYNC) serve --port 8600 --admin-token-file $(DEMO)/central/admin.token \
+	  > $(DEMO)/central/serve.log 2>&1 & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -c "import socket, time; [time.sleep(0.1) for _ in range(100) if socket.socket().connect_ex(('127.0.0.1', 8600))]"; \
+	$(AGENT) sync enrol --code "$$(cat $(DEMO)/central/enrol.code)"; \
+	$(AGENT) doctor || true; \
+	echo; echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"; \
+	echo "Logs at the centre: curl -H \"Authorization: Bearer $$(cat $(DEMO)/central/admin.token)\" http://127.0.0.1:8600/v1/admin/entries"; \
+	echo "                    (and /v1/admin/gates for the fleet)"; \
 	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes \
-	  --rounds $(ROUNDS) --pace $(PACE)
+	  --rounds $(ROUNDS) --pace $(PACE); \
+	$(AGENT) sync status; \
 	$(AGENT) verify-ledger
 
 lint: install
