@@ -96,8 +96,8 @@ demo: install
 	$(AGENT) sync enrol --code "$$(cat $(DEMO)/central/enrol.code)"; \
 	$(AGENT) doctor || true; \
 	echo; echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"; \
-	echo "Logs at the centre: curl -H \"Authorization: Bearer $$(cat $(DEMO)/central/admin.token)\" http://127.0.0.1:8600/v1/admin/entries"; \
-	echo "                    (and /v1/admin/gates for the fleet)"; \
+	echo "Logs at the centre: $(SYNC) pull --format csv --out log.csv   (or xlsx, jsonl)"; \
+	echo "The fleet: curl -H \"Authorization: Bearer $$(cat $(DEMO)/central/admin.token)\" http://127.0.0.1:8600/v1/admin/gates"; \
 	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes \
 	  --rounds $(ROUNDS) --pace $(PACE); \
 	$(AGENT) sync status; \

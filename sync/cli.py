@@ -24,6 +24,7 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
+from sync import pull
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.protocol import IsolationItem
@@ -112,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
     enrol.set_defaults(handler=_gates_enrol)
+
+    pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
+    pull.add_argument("--since", help="date or ISO time (local when no offset)")
+    pull.add_argument("--until", help="last date (whole day) or ISO time")
+    pull.add_argument("--gate", help="one gate's entries only")
+    pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
+    pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    pull.set_defaults(handler=_pull)
 
     serve = commands.add_parser("serve", help="run the central sync server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -218,6 +227,25 @@ def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     with SqliteStreamStore(issuer.store.path) as streams:
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
+    return 0
+
+
+def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
+    wanted = pull.PullFilter(
+        since=parse_moment(args.since, end_of_day=False) if args.since else None,
+        until=parse_moment(args.until, end_of_day=True) if args.until else None,
+        gate_id=args.gate,
+    )
+
+    def progress(seen: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
+
+    with SqliteStreamStore(issuer.store.path) as streams:
+        count = pull.write(pull.rows(streams, wanted, progress), args.format, args.out)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"{count} entries pulled", file=sys.stderr)
     return 0
 
 
