@@ -80,7 +80,9 @@ def _flat(record: EntryRecord) -> tuple[dict[str, Any], datetime | None]:
         "seq": record.seq,
         "time": when.isoformat() if when else "",
         "recorded_time": recorded or "",
-        "clock_synced": content.get("clock_synced"),
+        # The wire carries SQLite's 0/1; admins read yes/no columns as true/false.
+        "clock_synced": _flag(content.get("clock_synced")),
+        "alert": _flag(content.get("alert")),
         "flagged": record.flagged,
         "problem": record.problem or "",
     }
@@ -88,6 +90,10 @@ def _flat(record: EntryRecord) -> tuple[dict[str, Any], datetime | None]:
         if column not in row:
             row[column] = content.get(column)
     return {c: row[c] for c in COLUMNS}, when
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _time(text: str) -> datetime | None:

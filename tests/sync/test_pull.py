@@ -62,6 +62,8 @@ def test_xlsx_and_jsonl_hold_the_same_rows(
     assert pull(data, "--format", "jsonl") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["seq"] for r in lines] == list(range(1, 13))
+    assert {type(r["clock_synced"]) for r in lines} == {bool}
+    assert {type(r["alert"]) for r in lines} == {bool}
     assert pull(data, "--format", "xlsx") == 1  # XLSX needs a file
 
 
