@@ -54,8 +54,11 @@ def test_xlsx_and_jsonl_hold_the_same_rows(
     data = synced(tmp_path)
     book = tmp_path / "log.xlsx"
     assert pull(data, "--format", "xlsx", "--out", str(book)) == 0
-    sheet = load_workbook(book, read_only=True)["entries"]
-    table = [list(r) for r in sheet.iter_rows(values_only=True)]
+    workbook = load_workbook(book, read_only=True)
+    try:  # a read-only workbook keeps its file open until closed
+        table = [list(r) for r in workbook["entries"].iter_rows(values_only=True)]
+    finally:
+        workbook.close()
     assert tuple(table[0]) == COLUMNS
     assert [r[COLUMNS.index("seq")] for r in table[1:]] == list(range(1, 13))
     capsys.readouterr()
