@@ -48,19 +48,30 @@ class Assessor:
         self.config = config
         self.ledger = ledger
         self.settings = config.policy.settings()
+        self._cached: tuple[tuple[tuple[str, int], ...], Keyring, GateLists] | None = None
 
     def keyring(self) -> Keyring:
         """The issuer keys the gate holds, indexed by the id derived from each key."""
-        keys = self.ledger.state.issuer_keys()
-        return Keyring.from_raw((raw, retired) for _, raw, retired in keys)
+        return self._current()[1]
 
     def lists(self) -> GateLists:
         """Revocations and isolations as the decision core reads them."""
+        return self._current()[2]
+
+    def _current(self) -> tuple[tuple[tuple[str, int], ...], Keyring, GateLists]:
+        # A list only changes with a higher version, so one small query per scan tells
+        # whether the keys and tens of thousands of revocations must be read again.
         state = self.ledger.state
-        return GateLists(
-            revoked=state.revoked_pass_ids(),
-            isolations=tuple(Isolation(h, start, end) for h, start, end in state.isolations()),
-        )
+        versions = tuple(sorted(state.list_versions().items()))
+        if self._cached is None or self._cached[0] != versions:
+            keys = state.issuer_keys()
+            keyring = Keyring.from_raw((raw, retired) for _, raw, retired in keys)
+            lists = GateLists(
+                revoked=state.revoked_pass_ids(),
+                isolations=tuple(Isolation(h, s, e) for h, s, e in state.isolations()),
+            )
+            self._cached = (versions, keyring, lists)
+        return self._cached
 
     def mode(self) -> GateMode:
         """The gate mode: an admin's switch at this gate, else the centre's, else the config's."""
