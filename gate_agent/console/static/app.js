@@ -271,7 +271,10 @@ window.GC = (function () {
     startHooks.forEach(function (hook) { hook(); });
     applyLanguage();
     loadMessages();
+    // The sign-in screen stays hidden until this answer: a guard who signed in on a slow
+    // gate before it came must not be sent back to the sign-in screen by it.
     const answer = await api("GET", "/api/session");
+    if (state.session) return;
     if (answer.ok && answer.data && answer.data.role) enterApp(answer.data);
     else signedOut(null);
   }
