@@ -27,6 +27,7 @@ from gate_agent.core.passes import (
 from sync import pull
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
+from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
 from sync.server.auth import new_enrol_code
 from sync.store import CentralStore, SqliteStreamStore
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("new", help="create an issuer key pair").set_defaults(handler=_keys_new)
     keys.add_parser("list", help="list issuer keys").set_defaults(handler=_keys_list)
+    keys.add_parser(
+        "centre", help="show the centre key that signs the gates' lists (made on first use)"
+    ).set_defaults(handler=_keys_centre)
 
     passes = commands.add_parser("passes", help="issue and revoke passes").add_subparsers(
         dest="passes_command", required=True
@@ -102,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     lists = commands.add_parser("lists", help="lists for gates").add_subparsers(
         dest="lists_command", required=True
     )
-    export = lists.add_parser("export", help="write the lists bundle gates import")
+    export = lists.add_parser("export", help="write the signed lists file gates import")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--gate", help="for this gate only (with its own settings)")
     export.set_defaults(handler=_lists_export)
 
     gates = commands.add_parser("gates", help="gates of the fleet").add_subparsers(
@@ -113,6 +118,19 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
     enrol.set_defaults(handler=_gates_enrol)
+    set_ = gates.add_parser("set", help="set gate settings (mode, thresholds) sent to gates")
+    set_.add_argument("settings", nargs="+", metavar="KEY=VALUE", help=_SETTINGS_HELP)
+    set_.add_argument("--gate", help="this gate only (default: every gate)")
+    set_.add_argument("--by", default=os.environ.get("USER") or "admin", help="who sets it")
+    set_.set_defaults(handler=_gates_set)
+    unset = gates.add_parser("unset", help="clear gate settings (gates keep their config's)")
+    unset.add_argument("keys", nargs="+", metavar="KEY")
+    unset.add_argument("--gate", help="this gate only (default: the every-gate value)")
+    unset.add_argument("--by", default=os.environ.get("USER") or "admin", help="who clears it")
+    unset.set_defaults(handler=_gates_unset)
+    gates.add_parser("settings", help="show the gate settings").set_defaults(
+        handler=_gates_settings
+    )
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
     pull.add_argument("--since", help="date or ISO time (local when no offset)")
@@ -212,13 +230,94 @@ def _households_lift(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
+def _keys_centre(args: argparse.Namespace, issuer: Issuer) -> int:
+    key = issuer.centre_public()
+    print(f"{key['kid']} {key['public_key']}")
+    return 0
+
+
 def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
-    text = issuer.bundle(datetime.now(UTC)).model_dump_json(indent=1)
+    if args.gate is not None and not _GATE_ID.match(args.gate):
+        raise ValueError(f"not a gate id: {args.gate!r}")
+    document = issuer.signed_lists(datetime.now(UTC), gate_id=args.gate)
+    text = json.dumps(document, ensure_ascii=False, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
+        print(f"lists signed by centre key {document['kid']} written to {args.out}")
     else:
         print(text)
     return 0
+
+
+_SETTINGS_HELP = (
+    "mode=open|screening|lockdown, fever_celsius=37.3, recheck_window_minutes=15,"
+    " passback_window_hours=12, screen_exits=true|false"
+)
+
+
+def _gates_set(args: argparse.Namespace, issuer: Issuer) -> int:
+    gate = _settings_gate(args.gate)
+    parsed: list[tuple[str, object]] = []
+    for pair in args.settings:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{pair!r}: write KEY=VALUE ({_SETTINGS_HELP})")
+        value = _setting_value(key.strip(), text.strip())
+        check_setting(key.strip(), value)
+        parsed.append((key.strip(), value))
+    now = datetime.now(UTC)
+    for key, value in parsed:
+        issuer.store.set_setting(gate, key, value, by=args.by, now=now)
+    where = f"gate {gate}" if gate else "every gate"
+    print(f"{where}: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in parsed))
+    print(f"settings now at version {issuer.list_versions()['settings']}; gates get it at sync")
+    return 0
+
+
+def _gates_unset(args: argparse.Namespace, issuer: Issuer) -> int:
+    gate = _settings_gate(args.gate)
+    now = datetime.now(UTC)
+    for key in args.keys:
+        if key not in SETTING_KEYS:
+            raise ValueError(
+                f"unknown gate setting {key!r}; settings are {', '.join(SETTING_KEYS)}"
+            )
+        issuer.store.set_setting(gate, key, None, by=args.by, now=now)
+    print(f"{'gate ' + gate if gate else 'every gate'}: cleared {', '.join(args.keys)}")
+    return 0
+
+
+def _gates_settings(args: argparse.Namespace, issuer: Issuer) -> int:
+    rows = issuer.store.settings_rows()
+    if not rows:
+        print("no gate settings: every gate decides by its own config")
+    for gate, key, value, at, by in rows:
+        print(f"{gate or '*':<24} {key:<24} {json.dumps(value):<12} set {at} by {by}")
+    return 0
+
+
+def _settings_gate(gate: str | None) -> str:
+    if gate is None:
+        return ""
+    if not _GATE_ID.match(gate):
+        raise ValueError(f"not a gate id: {gate!r}")
+    return gate
+
+
+def _setting_value(key: str, text: str) -> object:
+    if key not in SETTING_KEYS:
+        known = ", ".join(SETTING_KEYS)
+        raise ValueError(f"unknown gate setting {key!r}; settings are {known}")
+    if key == "mode":
+        return text
+    if key == "screen_exits":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("screen_exits must be true or false")
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValueError(f"{key} must be a number, got {text!r}") from exc
 
 
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:

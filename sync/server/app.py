@@ -2,7 +2,8 @@
 
 Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
-``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/admin/gates``,
+``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
+``GET /v1/admin/gates``,
 ``GET /v1/admin/gates/{gate}/sync-log``, ``GET /v1/admin/entries``.
 """
 
@@ -86,12 +87,32 @@ def create_app(
         return error(503, "store_unavailable", "try again later", **_retry_after())
 
     @app.post("/v1/gates/enrol", response_model=None)
-    def enrol(body: EnrolRequest) -> dict[str, str] | JSONResponse:
+    def enrol(body: EnrolRequest) -> dict[str, Any] | JSONResponse:
         token = new_token()
         code_hash = secret_hash(normalise_code(body.code))
         if not store.enrol(body.gate_id, code_hash, secret_hash(token), clock()):
             return error(403, "enrol_refused", "the code is unknown, used or expired")
-        return {"token": token}
+        # The gate pins the centre key it learns here: every lists document must carry
+        # its signature. The installer trusts this answer as they trust the code.
+        return {"token": token, "centre_key": issuer.centre_public()}
+
+    @app.get("/v1/gates/{gate}/lists", response_model=None)
+    def lists(
+        gate: GatePath,
+        request: Request,
+        have: Annotated[str, Query(max_length=400)] = "",
+    ) -> Response:
+        refused = gate_auth(request, gate)
+        if refused is not None:
+            return refused
+        held = _parse_have(have)
+        if held is None:
+            return error(422, "bad_have", "have is name:version pairs separated by commas")
+        document = issuer.signed_lists(clock(), gate_id=gate, have=held)
+        return Response(
+            json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            media_type="application/json",
+        )
 
     @app.post("/v1/gates/{gate}/streams/{stream}/batches", response_model=None)
     async def upload(gate: GatePath, stream: StreamPath, request: Request) -> Response:
@@ -183,6 +204,17 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _parse_have(text: str) -> dict[str, int] | None:
+    """``keys:3,revocations:12`` as a dict; None when malformed."""
+    held: dict[str, int] = {}
+    for part in filter(None, text.split(",")):
+        name, sep, number = part.partition(":")
+        if not sep or not number.isdigit() or not name.isidentifier() or len(number) > 18:
+            return None
+        held[name] = int(number)
+    return held
 
 
 def _challenge() -> dict[str, str]:
