@@ -24,7 +24,8 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import pull
+from sync import bundle_import, pull
+from sync.bundle import BundleError
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.protocol import IsolationItem
@@ -121,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
     pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
     pull.set_defaults(handler=_pull)
+
+    imp = commands.add_parser(
+        "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"
+    )
+    imp.add_argument("path", type=Path, help="the bundle file `gate-agent export-bundle` wrote")
+    imp.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    imp.set_defaults(handler=_import_bundle)
 
     serve = commands.add_parser("serve", help="run the central sync server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -246,6 +254,45 @@ def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{count} entries pulled", file=sys.stderr)
+    return 0
+
+
+#: `import-bundle` exit codes by refusal code (anything else refused: 2).
+IMPORT_EXIT_CODES = {"gap": 3, "content_conflict": 4}
+
+
+def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
+    def progress(done: int, total: int) -> None:
+        end = "" if sys.stderr.isatty() else "\n"
+        print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
+
+    with SqliteStreamStore(issuer.store.path) as streams:
+        try:
+            loaded = bundle_import.load(args.path, streams)
+            summary = bundle_import.ingest(
+                loaded, streams, now=datetime.now(UTC), progress=progress
+            )
+        except BundleError as exc:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            stored = getattr(exc, "stored_new", 0)
+            print(f"gate-sync: import refused [{exc.code}]: {exc.detail}", file=sys.stderr)
+            if stored:
+                print(f"gate-sync: {stored} entries before it were stored", file=sys.stderr)
+            return IMPORT_EXIT_CODES.get(exc.code, 2)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps({**vars(summary), "flagged": list(summary.flagged)}))
+    else:
+        print(
+            f"gate {summary.gate_id} stream {summary.stream_id} entries"
+            f" {summary.first_seq}..{summary.last_seq}: {summary.stored_new} stored new,"
+            f" {summary.repeats} repeats, {len(summary.flagged)} flagged;"
+            f" the centre holds through {summary.stored_through}"
+        )
+        if summary.flagged:
+            print(f"flagged (stored, marked malformed): {list(summary.flagged)}")
     return 0
 
 
