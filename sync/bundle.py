@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import uuid
 import zlib
 from typing import Annotated, Any, Literal
 
@@ -47,7 +48,7 @@ class EntryBundle(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal["gate-station-entries/1"]
-    gate_id: Annotated[str, Field(min_length=1, max_length=24)]
+    gate_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")]
     stream_id: Annotated[str, Field(min_length=36, max_length=36)]
     first_seq: Annotated[int, Field(ge=1)]
     last_seq: Annotated[int, Field(ge=1)]
@@ -61,6 +62,7 @@ class EntryBundle(BaseModel):
 
     @model_validator(mode="after")
     def _contiguous(self) -> EntryBundle:
+        uuid.UUID(self.stream_id)  # a ValueError here is a validation error
         seqs = [entry.get("seq") for entry in self.entries]
         if seqs != list(range(self.first_seq, self.last_seq + 1)):
             raise ValueError(f"entries must be numbered {self.first_seq}..{self.last_seq}")

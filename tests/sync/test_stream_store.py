@@ -198,6 +198,7 @@ def test_correct_clock_false_corrects_no_entry(store: StreamStore, stream: Strea
         GATE, stream_id, batch(unsynced_pair(entries), clock_synced=False),
         now=NOW, list_versions={}, reference_time=NOW, correct_clock=False,
     )  # fmt: skip
+    assert isinstance(reply, Ack)
     assert reply.stored_through == 2
     assert [r.corrected_time for r in store.entries_after(0, 10)] == [None, None]
     assert not any(r.flagged for r in store.entries_after(0, 10))
