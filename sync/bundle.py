@@ -31,8 +31,9 @@ MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 class BundleError(ValueError):
     """A bundle that cannot be read or trusted; ``code`` is stable, for scripts and tests.
 
-    Codes: ``bad_bundle`` (not gzip/JSON, cut short, or fields wrong),
-    ``unsupported_format``, ``bad_signature``, ``broken_chain``.
+    Codes: ``unreadable`` (the file), ``bad_bundle`` (not gzip/JSON, cut short, or
+    fields wrong), ``unsupported_format``, ``not_enrolled`` (no token for the gate),
+    ``bad_signature``, ``broken_chain``; on import also ``gap``, ``content_conflict``.
     """
 
     def __init__(self, code: str, detail: str) -> None:

@@ -283,7 +283,7 @@ def test_export_refuses_when_not_enrolled_or_nothing_is_left(
 
 
 def test_the_export_command_and_its_exit_codes(
-    tmp_path: Path, template: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_file = gate_toml(tmp_path, "http://127.0.0.1:9")
     config = load_config(config_file)
