@@ -22,7 +22,6 @@ from typing import Any, Literal, TextIO
 from sync.store.streams import EntryRecord, StreamStore
 
 Format = Literal["csv", "xlsx", "jsonl"]
-FORMATS: tuple[Format, ...] = ("csv", "xlsx", "jsonl")
 PAGE = 1000
 #: Stored entries one page of a filtered pull looks at, at most, before it answers.
 MAX_SCAN = 100_000
@@ -83,8 +82,7 @@ def rows(
     after: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """Every stored entry after ``after`` the filter keeps, in ingest order, as a flat row."""
-    for record, seen in _records(store, after, progress):
-        del seen
+    for record, _ in _records(store, after, progress):
         row, when = _flat(record)
         if wanted.keeps(row, when):
             yield row
