@@ -125,6 +125,7 @@ bench: install
 	$(BIN)/python -m bench.passes --out bench/out/passes.json
 	$(BIN)/python -m bench.ledger --out bench/out/ledger.json
 	$(BIN)/python -m bench.gate --out bench/out/gate.json
+	$(BIN)/python -m bench.bundle --out bench/out/bundle.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

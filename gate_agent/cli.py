@@ -13,6 +13,8 @@ from pathlib import Path
 
 from gate_agent import commands as commands_
 from gate_agent.assess import Assessor, Evaluation
+from gate_agent.bundle_export import ExportRefused, export_bundle
+from gate_agent.clock import SystemClock
 from gate_agent.config import GateConfig, config_path, load_config
 from gate_agent.console.auth import Roster
 from gate_agent.console.server import roster_path
@@ -26,13 +28,16 @@ from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.state import ListChange
 from gate_agent.ledger.verify import verify_ledger_file
 from gate_agent.records import temperature_fields
-from gate_agent.uplink_http import enrol, save_token, token_path
+from gate_agent.uplink_http import enrol, load_token, save_token, token_path
+from sync.bundle import BUNDLE_SUFFIX
 from sync.lists import ListsRefused, centre_key_id, verify_lists
 
 #: What a folder given to `decode` is searched for.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"})
 #: `check` exit codes, so scripts can branch on the outcome.
 EXIT_CODES = {Outcome.ALLOW: 0, Outcome.DENY: 3, Outcome.RECHECK: 4}
+#: `export-bundle` exit codes by refusal code.
+EXPORT_EXIT_CODES = {"not_enrolled": 2, "nothing_to_export": 3, "bad_from_seq": 2}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
     sync_commands.add_parser("status", help="backlog, last success, alarm").set_defaults(
         handler=_sync_status
     )
+
+    export = commands.add_parser(
+        "export-bundle", help="write the unsynced entries to a signed file (for a USB stick)"
+    )
+    export.add_argument(
+        "path", type=Path, help=f"file to write, or a folder to write a {BUNDLE_SUFFIX} file in"
+    )
+    export.add_argument(
+        "--from-seq",
+        type=int,
+        help="start at this entry rather than after the centre's cursor (a lost stick)",
+    )
+    export.set_defaults(handler=_export_bundle)
 
     guards = commands.add_parser("guards", help="guards' shift PINs for the console")
     guards_commands = guards.add_subparsers(dest="guards_command", required=True)
@@ -185,6 +203,29 @@ def _sync_status(args: argparse.Namespace) -> int:
     if status.alarm_code:
         print(f"ALARM {status.alarm_code}: {status.alarm_text}")
         return 2
+    return 0
+
+
+def _export_bundle(args: argparse.Namespace) -> int:
+    config = _config(args)
+    token = load_token(token_path(config.gate.data_dir))
+    with _open_ledger(config) as ledger:
+        path = args.path
+        if path.is_dir():
+            last = ledger.last_seq()
+            path = path / f"{config.gate.id}-{ledger.stream_id[:8]}-{last}{BUNDLE_SUFFIX}"
+        try:
+            summary = export_bundle(
+                ledger, path, token=token, clock=SystemClock(), from_seq=args.from_seq
+            )
+        except ExportRefused as exc:
+            print(f"gate-agent: export refused [{exc.code}]: {exc.detail}", file=sys.stderr)
+            return EXPORT_EXIT_CODES[exc.code]
+    print(
+        f"{summary.path}: entries {summary.first_seq}..{summary.last_seq} of stream"
+        f" {summary.stream_id} ({summary.size_bytes} bytes); the centre had acknowledged"
+        f" through {summary.acked_through}. Import it with `gate-sync import-bundle`."
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ import re
 import stat
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import segno
@@ -24,11 +24,13 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import pull
+from sync import bundle_import, pull
+from sync.bundle import BundleError
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
+from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
 from sync.store import CentralStore, SqliteStreamStore
 
@@ -42,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
     try:
+        if args.command == "pull" and args.server:
+            # Over HTTP from an admin's machine: no central data folder here.
+            return _pull_remote(args)
         with CentralStore(data_dir / "central.sqlite3") as store:
             issuer = Issuer(data_dir, store)
             result: int = args.handler(args, issuer)
@@ -138,7 +143,18 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--gate", help="one gate's entries only")
     pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
     pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    pull.add_argument("--server", help="pull over HTTP from this sync server, e.g. https://…")
+    pull.add_argument(
+        "--admin-token-file", type=Path, help="with --server: the admin token's file (mode 0600)"
+    )
     pull.set_defaults(handler=_pull)
+
+    imp = commands.add_parser(
+        "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"
+    )
+    imp.add_argument("path", type=Path, help="the bundle file `gate-agent export-bundle` wrote")
+    imp.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    imp.set_defaults(handler=_import_bundle)
 
     serve = commands.add_parser("serve", help="run the central sync server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -329,22 +345,82 @@ def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
-def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
-    wanted = pull.PullFilter(
+def _pull_filter(args: argparse.Namespace) -> pull.PullFilter:
+    return pull.PullFilter(
         since=parse_moment(args.since, end_of_day=False) if args.since else None,
         until=parse_moment(args.until, end_of_day=True) if args.until else None,
         gate_id=args.gate,
     )
 
-    def progress(seen: int) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
 
-    with SqliteStreamStore(issuer.store.path) as streams:
-        count = pull.write(pull.rows(streams, wanted, progress), args.format, args.out)
+def _pull_progress(seen: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
+
+
+def _pull_done(count: int) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{count} entries pulled", file=sys.stderr)
+    return 0
+
+
+def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
+    if args.admin_token_file:
+        raise ValueError("--admin-token-file goes with --server")
+    wanted = _pull_filter(args)
+    with SqliteStreamStore(issuer.store.path) as streams:
+        count = pull.write(pull.rows(streams, wanted, _pull_progress), args.format, args.out)
+    return _pull_done(count)
+
+
+def _pull_remote(args: argparse.Namespace) -> int:
+    from sync.pull_http import remote_rows  # noqa: PLC0415 - only remote pulls need httpx
+
+    if not args.admin_token_file:
+        raise ValueError("--server needs --admin-token-file")
+    token = read_admin_token(args.admin_token_file)
+    wanted = _pull_filter(args)
+    rows = remote_rows(args.server, token, wanted, _pull_progress)
+    return _pull_done(pull.write(rows, args.format, args.out))
+
+
+#: `import-bundle` exit codes by refusal code (anything else refused: 2).
+IMPORT_EXIT_CODES = {"gap": 3, "content_conflict": 4}
+
+
+def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
+    def progress(done: int, total: int) -> None:
+        end = "" if sys.stderr.isatty() else "\n"
+        print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
+
+    with SqliteStreamStore(issuer.store.path) as streams:
+        try:
+            loaded = bundle_import.load(args.path, streams)
+            summary = bundle_import.ingest(
+                loaded, streams, now=datetime.now(UTC), progress=progress
+            )
+        except BundleError as exc:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            stored = getattr(exc, "stored_new", 0)
+            print(f"gate-sync: import refused [{exc.code}]: {exc.detail}", file=sys.stderr)
+            if stored:
+                print(f"gate-sync: {stored} entries before it were stored", file=sys.stderr)
+            return IMPORT_EXIT_CODES.get(exc.code, 2)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps({**vars(summary), "flagged": list(summary.flagged)}))
+    else:
+        print(
+            f"gate {summary.gate_id} stream {summary.stream_id} entries"
+            f" {summary.first_seq}..{summary.last_seq}: {summary.stored_new} stored new,"
+            f" {summary.repeats} repeats, {len(summary.flagged)} flagged;"
+            f" the centre holds through {summary.stored_through}"
+        )
+        if summary.flagged:
+            print(f"flagged (stored, marked malformed): {list(summary.flagged)}")
     return 0
 
 
@@ -368,19 +444,6 @@ def read_admin_token(path: Path) -> str:
     if len(token) < 16 or not token.isprintable():
         raise ValueError(f"{path}: the admin token must be at least 16 printable characters")
     return token
-
-
-def parse_moment(text: str, *, end_of_day: bool) -> datetime:
-    """A date (the whole day, local time) or an ISO time (local when no offset is given)."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text)
-    else:
-        moment = datetime.combine(day + timedelta(days=end_of_day), time())
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def write_qr_png(text: str, path: Path) -> int:

@@ -3,8 +3,8 @@
 Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
-``GET /v1/admin/gates``,
-``GET /v1/admin/gates/{gate}/sync-log``, ``GET /v1/admin/entries``.
+``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack
@@ -193,6 +194,44 @@ def create_app(
         following = records[-1].ingest_id if records else after
         return Response(
             lines, media_type="application/x-ndjson", headers={"X-Next-After": str(following)}
+        )
+
+    @app.get("/v1/admin/logs", response_model=None)
+    def logs(
+        request: Request,
+        *,
+        fmt: Annotated[Literal["csv", "xlsx", "jsonl"], Query(alias="format")] = "csv",
+        since: Annotated[str | None, Query(max_length=40)] = None,
+        until: Annotated[str | None, Query(max_length=40)] = None,
+        gate: Annotated[str | None, Query(pattern=GATE_ID)] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES_PAGE)] = 1000,
+    ) -> Response:
+        refused = admin_auth(request)
+        if refused is not None:
+            return refused
+        try:
+            wanted = pull.PullFilter(
+                since=pull.parse_moment(since, end_of_day=False) if since else None,
+                until=pull.parse_moment(until, end_of_day=True) if until else None,
+                gate_id=gate,
+            )
+        except ValueError:
+            return error(422, "bad_query", "since and until are dates or ISO 8601 times")
+        headers = {"Content-Disposition": f'attachment; filename="{pull.filename(fmt, wanted)}"'}
+        if fmt == "jsonl":
+            rows, following = pull.page(store, wanted, after, limit)
+            lines = "".join(pull.text_chunks(rows, "jsonl"))
+            headers["X-Next-After"] = str(following)
+            return Response(lines, media_type=pull.MEDIA_TYPES[fmt], headers=headers)
+        if fmt == "xlsx":
+            data, _ = pull.xlsx_bytes(pull.rows(store, wanted, after=after))
+            return Response(data, media_type=pull.MEDIA_TYPES[fmt], headers=headers)
+        chunks = pull.text_chunks(pull.rows(store, wanted, after=after), "csv")
+        return StreamingResponse(
+            (chunk.encode("utf-8") for chunk in chunks),
+            media_type=pull.MEDIA_TYPES[fmt],
+            headers=headers,
         )
 
     return app
