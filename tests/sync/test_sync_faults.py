@@ -7,6 +7,7 @@ server stays up, so retrying at once changes nothing but the test's length.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, ledger_template: Path) -> Iterator[Rig]:
+def rig(tmp_path: Path, ledger_template: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Rig]:
     """Everything wired: uploader -> proxy -> server, the gate enrolled."""
+    caplog.set_level(logging.INFO)
     ledger_path = tmp_path / "gate" / "ledger.sqlite3"
     ledger_path.parent.mkdir()
     shutil.copy(ledger_template, ledger_path)
@@ -83,6 +85,9 @@ def rig(tmp_path: Path, ledger_template: Path) -> Iterator[Rig]:
                 ) as uploader,
             ):
                 yield Rig(url, proxy, ledger_path, ledger, uploader, delays)
+    # A network fault is the normal life of a gate: the server logs it, but not as an error.
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
 
 
 def drain(rig: Rig) -> None:
