@@ -8,7 +8,6 @@ server stays up, so retrying at once changes nothing but the test's length.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,21 +23,14 @@ from gate_agent.uplink import Step, UplinkSettings, Uploader
 from sync.protocol import Ack
 from sync.server.app import create_app
 from tests.ledger.helpers import draft
+from tests.sync.conftest import FAULT_ENTRIES
 from tests.sync.fault_helpers import ADMIN_TOKEN, assert_exactly_once, sync_results
 from tests.sync.faultproxy import Fault, FaultProxy
-from tests.sync.stream_helpers import GATE, centre, fill_ledger, serving
+from tests.sync.stream_helpers import GATE, centre, serving
 
-ENTRIES = 240
+ENTRIES = FAULT_ENTRIES
 BATCH = 30  # 8 batches when nothing goes wrong
 TIMEOUT_S = 1.0  # what a stalled request costs the test
-
-
-@pytest.fixture(scope="module")
-def ledger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A closed gate ledger of ENTRIES entries, copied by each test."""
-    path = tmp_path_factory.mktemp("template") / "ledger.sqlite3"
-    fill_ledger(path, ENTRIES)
-    return path
 
 
 @dataclass
@@ -54,12 +46,10 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, ledger_template: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Rig]:
+def rig(tmp_path: Path, gate_ledger: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Rig]:
     """Everything wired: uploader -> proxy -> server, the gate enrolled."""
     caplog.set_level(logging.INFO)
-    ledger_path = tmp_path / "gate" / "ledger.sqlite3"
-    ledger_path.parent.mkdir()
-    shutil.copy(ledger_template, ledger_path)
+    ledger_path = gate_ledger
     with centre(tmp_path / "central") as opened:
         code = opened.code(now=datetime.now(UTC))
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN)
