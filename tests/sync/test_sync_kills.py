@@ -208,28 +208,17 @@ def test_a_gate_killed_mid_upload_resumes_and_loses_nothing(
             assert stored_through(url, GATE) == [4 * BATCH]  # the centre is ahead of the gate
             assert agent_cli.main(["verify-ledger", str(ledger_path)]) == 0
             assert integrity_ok(ledger_path)
-
-            # 2. Killed while its next new batch (121..150) is stalled on the way.
             assert proxy.settle()
-            start = len(proxy.seen)
-            proxy.program({start + 2: Fault.STALL})
-            gate = run_gate()
-            assert proxy.wait_held(2, timeout_s=30)
-            sigkill(gate)
-            assert acked(ledger_path) == 4 * BATCH  # 91..120 again: a repeat, acknowledged
-            proxy.release()  # the stalled batch reaches the centre after the gate died
-            assert proxy.settle()
-            assert stored_through(url, GATE) == [5 * BATCH]
-            assert agent_cli.main(["verify-ledger", str(ledger_path)]) == 0
 
-            # 3. Started again, it drains the rest and stops cleanly.
+            # 2. Started again, it drains the rest and stops cleanly.
             gate = run_gate()
             wait_for(lambda: acked(ledger_path) == ENTRIES, "the gate's backlog is gone")
             gate.send_signal(signal.SIGTERM)
             assert gate.wait(20) == 0
             gate = None
         assert_exactly_once(url, ledger_path, GATE)
-        assert sync_results(url, GATE).count("repeat") == 2  # 91..120 and 121..150
+        # 91..120 was resent after the restart, and was a repeat.
+        assert sync_results(url, GATE)[:5] == ["stored"] * 4 + ["repeat"]
         assert agent_cli.main(["verify-ledger", str(ledger_path)]) == 0
         assert integrity_ok(ledger_path)
     finally:
