@@ -135,15 +135,25 @@ def admin_token_file(data_dir: Path) -> Path:
 
 
 def start_serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`gate-sync serve` on ``data_dir`` as its own process, ready to answer; it and its port."""
+    """`gate-sync serve` on ``data_dir`` as its own process, ready to answer; it and its port.
+
+    Its output is appended to ``serve.log`` in ``data_dir`` (see ``server_errors``).
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [command("gate-sync"), "--data-dir", str(data_dir), "serve", "--port", str(port),
-         "--admin-token-file", str(admin_token_file(data_dir))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with (data_dir / "serve.log").open("ab") as log:
+        process = subprocess.Popen(
+            [command("gate-sync"), "--data-dir", str(data_dir), "serve", "--port", str(port),
+             "--admin-token-file", str(admin_token_file(data_dir))],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     wait_until_up(f"http://127.0.0.1:{port}", process)
     return process, port
+
+
+def server_errors(data_dir: Path) -> list[str]:
+    """The lines of the server's log that are errors or tracebacks."""
+    text = (data_dir / "serve.log").read_text(encoding="utf-8", errors="replace")
+    return [line for line in text.splitlines() if line.startswith("ERROR") or "Traceback" in line]
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:

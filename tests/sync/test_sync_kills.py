@@ -29,6 +29,7 @@ from tests.sync.fault_helpers import (
     command,
     integrity_ok,
     read_sqlite,
+    server_errors,
     start_serve,
     sync_results,
 )
@@ -140,6 +141,7 @@ def test_a_server_killed_mid_batch_restarts_and_loses_nothing(
         server.terminate()
         server.wait(20)
     assert integrity_ok(data / "central.sqlite3")
+    assert server_errors(data) == []
 
 
 def gate_toml(tmp_path: Path, server_url: str) -> Path:
@@ -228,3 +230,4 @@ def test_a_gate_killed_mid_upload_resumes_and_loses_nothing(
         server.terminate()
         server.wait(20)
     assert integrity_ok(data / "central.sqlite3")
+    assert server_errors(data) == []
