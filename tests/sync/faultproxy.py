@@ -33,7 +33,7 @@ class Fault(enum.Enum):
     RESET = "reset"  # read the request, answer with a TCP reset; nothing is forwarded
     CUT = "cut"  # forward the head and half the body, then close both sides
     DROP_REPLY = "drop_reply"  # forward it all, read the server's reply, close without it
-    DUPLICATE = "duplicate"  # forward it twice at once on two connections, relay the first reply
+    DUPLICATE = "duplicate"  # forward it twice at once on two connections, relay one reply
     STALL = "stall"  # hold it unforwarded until released, then forward it late; close the client
     HOLD_BODY = "hold_body"  # forward the head and half the body, hold until released, cut
     HOLD_SENT = "hold_sent"  # forward it all, hold until released, then relay a reply if any
