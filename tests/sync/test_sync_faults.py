@@ -95,6 +95,7 @@ def test_without_faults_the_backlog_drains_in_batches(rig: Rig) -> None:
     drain(rig)
     assert assert_exactly_once(rig.url, rig.ledger_path, GATE) == ENTRIES
     assert len(rig.proxy.seen) == ENTRIES // BATCH and rig.delays == []
+    assert {s.connection for s in rig.proxy.seen} == {1}  # httpx keeps the connection alive
     assert sync_results(rig.url, GATE) == ["stored"] * (ENTRIES // BATCH)
 
 
