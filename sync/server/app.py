@@ -20,6 +20,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from sync import pull
 from sync.errors import StoreError
@@ -130,6 +131,11 @@ def create_app(
             batch = parse_batch(inflate(body, request.headers.get("content-encoding")))
         except BodyError as exc:
             return error(exc.status, exc.code, exc.detail)
+        except ClientDisconnect:
+            # The connection closed inside the body (a flaky link, a gate restarting):
+            # nothing is stored, nobody waits for this reply, and the gate sends again.
+            logger.info("gate %s: upload cut short by the connection closing", gate)
+            return error(400, "body_cut", "the connection closed inside the body")
         except ValueError:
             return error(400, "bad_request", "Content-Length is not a number")
         now = clock()
