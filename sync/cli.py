@@ -165,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="file holding the admin bearer token (mode 0600, at least 16 characters)",
     )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (off: the sync log has them)"
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -432,7 +435,11 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     admin_token = read_admin_token(args.admin_token_file)
     with SqliteStreamStore(issuer.store.path) as streams:
         app = create_app(streams, issuer, admin_token)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        # Every batch is in the sync log already; a line per request would flood the
+        # journal when hundreds of gates upload (--access-log turns it on).
+        uvicorn.run(
+            app, host=args.host, port=args.port, log_level="info", access_log=args.access_log
+        )
     return 0
 
 

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
-from sync.protocol import MAX_BATCH_BYTES, Ack
+from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
@@ -139,10 +139,13 @@ def create_app(
         except ValueError:
             return error(400, "bad_request", "Content-Length is not a number")
         now = clock()
-        versions = await run_in_threadpool(issuer.list_versions)
-        reply = await run_in_threadpool(
-            store.ingest, gate, stream.lower(), batch, now=now, list_versions=versions
-        )
+
+        def ingest() -> Ack | StreamConflict:
+            # One worker-thread hop for both: under load every hop is a wait in a queue.
+            versions = issuer.list_versions()
+            return store.ingest(gate, stream.lower(), batch, now=now, list_versions=versions)
+
+        reply = await run_in_threadpool(ingest)
         status = 200 if isinstance(reply, Ack) else 409
         return Response(reply.model_dump_json(), status_code=status, media_type="application/json")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from gate_agent.core.chain import (
@@ -89,13 +89,13 @@ def clock_offset_ms(batch: Batch, received_at: datetime) -> int:
 
 
 def _type_problems(entry: Mapping[str, object]) -> list[str]:
-    problems = [f"missing column {c}" for c in ENTRY_COLUMNS if c not in entry]
-    problems += [f"unknown column {c}" for c in sorted(set(entry) - set(ENTRY_COLUMNS))]
-    for column in ENTRY_COLUMNS:
-        if column not in entry:
-            continue
-        value = entry[column]
-        if not _type_ok(column, value):
+    problems: list[str] = []
+    if entry.keys() != _COLUMN_SET:
+        problems = [f"missing column {c}" for c in ENTRY_COLUMNS if c not in entry]
+        problems += [f"unknown column {c}" for c in sorted(set(entry) - _COLUMN_SET)]
+    for column, ok in _CHECKS:
+        if column in entry and not ok(entry[column]):
+            value = entry[column]
             problems.append(f"{column} has the wrong type ({type(value).__name__})")
     if not problems:
         wall = str(entry["wall_time"])
@@ -111,31 +111,63 @@ def _type_problems(entry: Mapping[str, object]) -> list[str]:
     return problems
 
 
-def _type_ok(column: str, value: object) -> bool:
+# One checker per column, chosen once: an ingest checks every column of every entry.
+
+
+def _nonempty_text(value: object) -> bool:
+    return type(value) is str and value != ""
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _flag(value: object) -> bool:
+    # The ledger row holds 0/1; a JSON boolean is the same value.
+    return type(value) is bool or (type(value) is int and value in (0, 1))
+
+
+def _optional_number(value: object) -> bool:
+    return value is None or _is_number(value)
+
+
+def _optional_text(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _samples(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False
+    return isinstance(value, list) and all(_is_number(v) for v in value)
+
+
+def _checker(column: str) -> Callable[[object], bool]:
     if column in _TEXT:
-        return isinstance(value, str) and bool(value)
+        return _nonempty_text
     if column in _INT:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return _count
     if column in BOOL_COLUMNS:
-        # The ledger row holds 0/1; a JSON boolean is the same value.
-        return isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))
+        return _flag
     if column in _NUMBER:
-        return value is None or _is_number(value)
+        return _optional_number
     if column == "temperature_raw":
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return False
-        return isinstance(value, list) and all(_is_number(v) for v in value)
+        return _samples
     # Every other column is text or null.
-    return value is None or isinstance(value, str)
+    return _optional_text
+
+
+_COLUMN_SET = frozenset(ENTRY_COLUMNS)
+_CHECKS = tuple((column, _checker(column)) for column in ENTRY_COLUMNS)
 
 
 def _is_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    return kind is int
 
 
 def _personal_problems(entry: Mapping[str, object]) -> list[str]:

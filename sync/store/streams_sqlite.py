@@ -12,9 +12,10 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -86,6 +87,18 @@ CREATE INDEX IF NOT EXISTS sync_log_gate ON sync_log(gate_id, id);
 """
 
 
+class _Job:
+    """One batch waiting for the group commit, and what became of it."""
+
+    __slots__ = ("done", "error", "reply", "run")
+
+    def __init__(self, run: Callable[[sqlite3.Connection], Ack | StreamConflict]) -> None:
+        self.run = run
+        self.reply: Ack | StreamConflict | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class SqliteStreamStore:
     """``StreamStore`` on one SQLite file (it may be the same file as ``CentralStore``)."""
 
@@ -107,13 +120,26 @@ class SqliteStreamStore:
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
+        try:
+            # Reads go through a connection of their own: in WAL mode they see the last
+            # commit and never wait for the writer, so a gate's token check is not held
+            # up behind other gates' batches.
+            self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{path}: cannot open the central database: {exc}") from exc
         self.path = path
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Job] = []
 
     def close(self) -> None:
         """Close the database; safe to call twice."""
-        with self._lock:
+        with self._lock, self._read_lock:
             self._db.close()
+            self._reader.close()
 
     def __enter__(self) -> Self:
         """Use as a context manager that closes the store."""
@@ -130,9 +156,9 @@ class SqliteStreamStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._read_lock:
             try:
-                yield self._db
+                yield self._reader
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: read failed: {exc}") from exc
 
@@ -215,39 +241,116 @@ class SqliteStreamStore:
         correction (None: ``now``); ``correct_clock=False`` corrects no entry. With a
         ``reference_time`` the batch did not arrive live, so gate health is left alone.
         """
+        job = _Job(
+            partial(
+                self._ingest_in,
+                gate_id=gate_id,
+                stream_id=stream_id,
+                batch=batch,
+                now=now,
+                list_versions=list_versions,
+                reference_time=reference_time,
+                correct_clock=correct_clock,
+            )
+        )
+        with self._pending_lock:
+            self._pending.append(job)
+        # Group commit: whoever holds the write lock next runs every batch waiting by
+        # then in one transaction, each in its own savepoint, and pays one fsync for all.
+        # A batch whose job another thread already committed just takes its reply.
+        with self._lock:
+            if not job.done:
+                self._commit_pending()
+        if job.error is not None:
+            raise job.error
+        assert job.reply is not None  # noqa: S101 - done without error means a reply
+        return job.reply
+
+    def _commit_pending(self) -> None:
+        with self._pending_lock:
+            jobs, self._pending = self._pending, []
+        if not jobs:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for job in jobs:
+                    db.execute("SAVEPOINT batch")
+                    try:
+                        job.reply = job.run(db)
+                    except Exception as exc:  # noqa: BLE001 - one batch's failure is its own
+                        # Undoes this batch only; if even that fails, the outer handler
+                        # rolls everything back and fails every batch of the group.
+                        db.execute("ROLLBACK TO batch")
+                        job.error = (
+                            StoreError(f"{self.path}: write failed: {exc}")
+                            if isinstance(exc, sqlite3.Error)
+                            else exc
+                        )
+                    db.execute("RELEASE batch")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            failed = StoreError(f"{self.path}: write failed: {exc}")
+            for job in jobs:
+                job.reply, job.error = None, failed
+        except BaseException as exc:
+            for job in jobs:
+                job.reply, job.error = None, StoreError(f"{self.path}: ingest failed: {exc}")
+            raise
+        finally:
+            for job in jobs:
+                job.done = True
+
+    def _ingest_in(
+        self,
+        db: sqlite3.Connection,
+        *,
+        gate_id: str,
+        stream_id: str,
+        batch: Batch,
+        now: datetime,
+        list_versions: Mapping[str, int],
+        reference_time: datetime | None,
+        correct_clock: bool,
+    ) -> Ack | StreamConflict:
         reference = (reference_time or now) if correct_clock else None
         first = batch.first_seq
         last = first + len(batch.entries) - 1
-        with self._tx() as db:
+        db.execute(
+            "INSERT OR IGNORE INTO streams(gate_id, stream_id) VALUES (?, ?)",
+            (gate_id, stream_id),
+        )
+        stored = _stored_through(db, gate_id, stream_id)
+        if reference_time is None:
             db.execute(
-                "INSERT OR IGNORE INTO streams(gate_id, stream_id) VALUES (?, ?)",
-                (gate_id, stream_id),
+                "UPDATE gates SET last_seen = ?, last_clock_offset_ms = ?, last_backlog = ?"
+                " WHERE gate_id = ?",
+                (_iso(now), clock_offset_ms(batch, now), batch.backlog, gate_id),
             )
-            stored = _stored_through(db, gate_id, stream_id)
-            if reference_time is None:
-                db.execute(
-                    "UPDATE gates SET last_seen = ?, last_clock_offset_ms = ?, last_backlog = ?"
-                    " WHERE gate_id = ?",
-                    (_iso(now), clock_offset_ms(batch, now), batch.backlog, gate_id),
-                )
-            reply, result, count = self._apply(
-                db, gate_id, stream_id, batch, stored=stored, now=now, reference=reference
+        reply, result, count = self._apply(
+            db, gate_id, stream_id, batch, stored=stored, now=now, reference=reference
+        )
+        db.execute(
+            "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (gate_id, stream_id, first, last, count, result, _iso(now)),
+        )
+        if isinstance(reply, StreamConflict):
+            return reply
+        flagged = tuple(
+            int(seq)
+            for (seq,) in db.execute(
+                "SELECT seq FROM entries WHERE gate_id = ? AND stream_id = ?"
+                " AND seq BETWEEN ? AND ? AND flagged = 1 ORDER BY seq",
+                (gate_id, stream_id, first, last),
             )
-            db.execute(
-                "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (gate_id, stream_id, first, last, count, result, _iso(now)),
-            )
-            if isinstance(reply, StreamConflict):
-                return reply
-            flagged = tuple(
-                int(seq)
-                for (seq,) in db.execute(
-                    "SELECT seq FROM entries WHERE gate_id = ? AND stream_id = ?"
-                    " AND seq BETWEEN ? AND ? AND flagged = 1 ORDER BY seq",
-                    (gate_id, stream_id, first, last),
-                )
-            )
+        )
         return Ack(
             stored_through=reply,
             flagged=flagged,
@@ -288,16 +391,15 @@ class SqliteStreamStore:
         if not new:
             return stored, "repeat", 0
         prev = _prev_hash(db, gate_id, stream_id, stored)
+        received = _iso(now)
+        rows = []
         for seq, entry in new:
             problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
             digest = claimed_hash(entry)
             corrected = None if reference is None else corrected_time(entry, batch, reference)
             wall = entry.get("wall_time")
             raw_prev = entry.get("prev_hash")
-            db.execute(
-                "INSERT INTO entries(gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
-                " problem, wall_time, corrected_time, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.append(
                 (
                     gate_id,
                     stream_id,
@@ -309,8 +411,8 @@ class SqliteStreamStore:
                     "; ".join(problems) or None,
                     wall if isinstance(wall, str) else None,
                     None if corrected is None else _iso(corrected),
-                    _iso(now),
-                ),
+                    received,
+                )
             )
             if problems:
                 logger.warning(
@@ -321,6 +423,13 @@ class SqliteStreamStore:
                     "; ".join(problems),
                 )
             prev = digest
+        # One statement for the batch: ingest_id still rises in seq order.
+        db.executemany(
+            "INSERT INTO entries(gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+            " problem, wall_time, corrected_time, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         through = new[-1][0]
         db.execute(
             "UPDATE streams SET stored_through = ? WHERE gate_id = ? AND stream_id = ?",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -263,3 +264,93 @@ def test_paging_by_ingest_cursor_never_skips_or_repeats(store: StreamStore, tmp_
     finally:
         uploader.join()
     assert seen == list(range(1, 121))
+
+
+def test_many_gates_at_once_each_get_their_own_reply(store: StreamStore, tmp_path: Path) -> None:
+    """Batches arriving together (committed together on SQLite) are each answered alone."""
+    gates = [f"gate-{n}" for n in range(12)]
+    streams = {}
+    for gate in gates:
+        store.add_enrol_code(gate, secret_hash(gate), NOW + timedelta(hours=1))
+        assert store.enrol(gate, secret_hash(gate), secret_hash(gate + "-token"), NOW)
+        path = tmp_path / f"{gate}.sqlite3"
+        streams[gate] = (fill_ledger(path, 30, gate_id=gate), ledger_entries(path, gate_id=gate))
+    replies: dict[str, list[Any]] = {gate: [] for gate in gates}
+    start = threading.Barrier(len(gates))
+
+    def upload(gate: str) -> None:
+        stream_id, entries = streams[gate]
+        start.wait()
+        # Four batches through 20, then one after a hole: answered to this gate alone.
+        for first in (0, 5, 10, 15, 25):
+            chunk = batch(entries[first : first + 5])
+            replies[gate].append(
+                store.ingest(gate, stream_id, chunk, now=NOW, list_versions=VERSIONS)
+            )
+
+    threads = [threading.Thread(target=upload, args=(gate,)) for gate in gates]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for gate in gates:
+        *acks, gap = replies[gate]
+        assert [a.stored_through for a in acks] == [5, 10, 15, 20], gate
+        assert gap == StreamConflict(error="gap", cursor=20, seq=21)
+        assert store.stored_through(gate, streams[gate][0]) == 20
+
+
+def test_a_batch_that_fails_fails_alone(tmp_path: Path, stream: Stream) -> None:
+    """On SQLite batches share a commit; a bug in one must not undo the others."""
+    stream_id, entries = stream
+    store = SqliteStreamStore(tmp_path / "central.sqlite3")
+    try:
+        for gate in (GATE, "gate-b"):
+            store.add_enrol_code(gate, secret_hash(gate), NOW + timedelta(hours=1))
+            assert store.enrol(gate, secret_hash(gate), secret_hash(gate + "t"), NOW)
+        other = tmp_path / "b.sqlite3"
+        other_stream = fill_ledger(other, 5, gate_id="gate-b")
+        other_entries = ledger_entries(other, gate_id="gate-b")
+        real_apply = store._apply
+
+        def broken_for_gate_a(db: Any, gate_id: str, *args: Any, **kw: Any) -> Any:
+            if gate_id == GATE:
+                db.execute(
+                    "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq,"
+                    " count, result, at) VALUES ('x', 'x', 1, 1, 1, 'x', 'x')"
+                )
+                raise RuntimeError("a bug in one batch")
+            return real_apply(db, gate_id, *args, **kw)  # fmt: skip
+
+        store._apply = broken_for_gate_a  # type: ignore[method-assign]
+        # Hold the write lock so both batches queue up and commit in one group.
+        results: dict[str, Any] = {}
+
+        def send(gate: str, stream_id: str, entries: list[dict[str, Any]]) -> None:
+            try:
+                results[gate] = store.ingest(
+                    gate, stream_id, batch(entries), now=NOW, list_versions=VERSIONS
+                )
+            except RuntimeError as exc:
+                results[gate] = exc
+
+        with store._lock:
+            threads = [
+                threading.Thread(target=send, args=(GATE, stream_id, entries[:5])),
+                threading.Thread(target=send, args=("gate-b", other_stream, other_entries)),
+            ]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 10
+            while len(store._pending) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(store._pending) == 2
+        for thread in threads:
+            thread.join()
+        assert isinstance(results[GATE], RuntimeError)
+        assert results["gate-b"].stored_through == 5
+        assert store.stored_through(GATE, stream_id) == 0
+        assert store.stored_through("gate-b", other_stream) == 5
+        assert [r.result for r in store.sync_log(GATE, 10)] == []  # its writes were undone
+    finally:
+        store.close()
