@@ -141,6 +141,21 @@ def test_personal_data_must_match_its_digest(store: StreamStore, stream: Stream)
     assert "personal data" in (store.entries_after(0, 1)[0].problem or "")
 
 
+def test_entries_resent_after_a_purge_are_sound_without_their_personal_data(
+    store: StreamStore, stream: Stream
+) -> None:
+    """A centre restored from a backup gets back entries whose personal data the gate purged."""
+    stream_id, entries = stream
+    purged = [
+        dict(e, personal=None, personal_salt=None) if e["personal"] is not None else e
+        for e in entries[:6]
+    ]
+    assert purged[0]["personal_digest"] is not None
+    reply = ingest(store, stream_id, purged)
+    assert (reply.stored_through, reply.flagged) == (6, ())
+    assert store.entries_after(0, 1)[0].content["personal"] is None
+
+
 def test_unsynced_clocks_are_corrected_from_monotonic_time(
     store: StreamStore, stream: Stream
 ) -> None:
