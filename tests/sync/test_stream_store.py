@@ -13,7 +13,7 @@ import pytest
 from gate_agent.core.chain import row_hash
 from sync.protocol import Ack, StreamConflict
 from sync.server.auth import secret_hash
-from sync.store import SqliteStreamStore, StreamStore
+from sync.store import StreamStore
 from tests.sync.stream_helpers import (
     GATE,
     NOW,
@@ -21,16 +21,17 @@ from tests.sync.stream_helpers import (
     batch,
     fill_ledger,
     ledger_entries,
+    open_store,
 )
 
 Stream = tuple[str, list[dict[str, Any]]]
 VERSIONS = {"keys": 2, "revocations": 1}
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StreamStore]:
-    """A fresh store with gate-a enrolled (PostgreSQL joins the params later)."""
-    opened = SqliteStreamStore(tmp_path / "central.sqlite3")
+    """A fresh store with gate-a enrolled, on each implementation."""
+    opened = open_store(request, tmp_path)
     try:
         opened.add_enrol_code(GATE, secret_hash("code"), NOW + timedelta(hours=1))
         assert opened.enrol(GATE, secret_hash("code"), secret_hash("token"), NOW)
@@ -172,16 +173,15 @@ def test_synced_entries_keep_no_corrected_time(store: StreamStore, stream: Strea
     assert gate.streams[0].stored_through == 2
 
 
-def test_enrol_codes_work_once_and_not_after_they_expire(tmp_path: Path) -> None:
-    with SqliteStreamStore(tmp_path / "c.sqlite3") as store:
-        store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
-        store.add_enrol_code("g1", secret_hash("late"), NOW - timedelta(seconds=1))
-        assert not store.enrol("g2", secret_hash("one"), secret_hash("t"), NOW)  # other gate
-        assert not store.enrol("g1", secret_hash("late"), secret_hash("t"), NOW)
-        assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
-        assert not store.enrol("g1", secret_hash("one"), secret_hash("t2"), NOW)
-        assert store.gate_for_token(secret_hash("t1")) == "g1"
-        assert store.gate_for_token(secret_hash("t2")) is None
+def test_enrol_codes_work_once_and_not_after_they_expire(store: StreamStore) -> None:
+    store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
+    store.add_enrol_code("g1", secret_hash("late"), NOW - timedelta(seconds=1))
+    assert not store.enrol("g2", secret_hash("one"), secret_hash("t"), NOW)  # other gate
+    assert not store.enrol("g1", secret_hash("late"), secret_hash("t"), NOW)
+    assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
+    assert not store.enrol("g1", secret_hash("one"), secret_hash("t2"), NOW)
+    assert store.gate_for_token(secret_hash("t1")) == "g1"
+    assert store.gate_for_token(secret_hash("t2")) is None
 
 
 def test_paging_by_ingest_cursor_never_skips_or_repeats(store: StreamStore, tmp_path: Path) -> None:
