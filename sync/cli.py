@@ -10,6 +10,7 @@ import re
 import stat
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.protocol import IsolationItem
 from sync.server.auth import new_enrol_code
-from sync.store import CentralStore, SqliteStreamStore
+from sync.store import CentralStore, SqliteStreamStore, StreamStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
 _GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     enrol = gates.add_parser("enrol", help="make a one-time enrolment code for a gate")
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
+    _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
@@ -120,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--gate", help="one gate's entries only")
     pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
     pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    _dsn_option(pull)
     pull.set_defaults(handler=_pull)
 
     serve = commands.add_parser("serve", help="run the central sync server")
@@ -131,8 +134,29 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="file holding the admin bearer token (mode 0600, at least 16 characters)",
     )
+    _dsn_option(serve)
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def _dsn_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--dsn",
+        help="keep gates' streams in this PostgreSQL database (libpq DSN, e.g."
+        " postgresql://gate_sync@db/gate_sync; env GATE_SYNC_DSN); default: the data"
+        " folder's SQLite file. Keys, passes and lists stay in the data folder.",
+    )
+
+
+def open_streams(args: argparse.Namespace, issuer: Issuer) -> StreamStore:
+    """The stream store: PostgreSQL when a DSN is given (option or env), else the SQLite file."""
+    dsn = args.dsn or os.environ.get("GATE_SYNC_DSN")
+    if dsn:
+        # Imported only here: psycopg is the optional `postgres` extra.
+        from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
+
+        return PostgresStreamStore(dsn)
+    return SqliteStreamStore(issuer.store.path)
 
 
 def _keys_new(args: argparse.Namespace, issuer: Issuer) -> int:
@@ -224,7 +248,7 @@ def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
     return 0
@@ -241,7 +265,7 @@ def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
         if sys.stderr.isatty():
             print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
 
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         count = pull.write(pull.rows(streams, wanted, progress), args.format, args.out)
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -255,7 +279,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     from sync.server.app import create_app  # noqa: PLC0415
 
     admin_token = read_admin_token(args.admin_token_file)
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         app = create_app(streams, issuer, admin_token)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
