@@ -210,3 +210,48 @@ def test_paging_by_ingest_cursor_never_skips_or_repeats(store: StreamStore, tmp_
     finally:
         uploader.join()
     assert seen == list(range(1, 121))
+
+
+def test_nul_characters_are_stored_flagged_not_refused(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    odd = dict(entries[0], wall_time="2026-03-01T08:00:00\x00+08:00")
+    odd["x\x00"] = "unknown column with a NUL in its name"
+    reply = ingest(store, stream_id, [odd])
+    assert isinstance(reply, Ack)
+    assert reply.flagged == (1,)
+    stored = store.entries_after(0, 1)[0]
+    assert stored.content == odd  # the content is kept as sent
+    assert "unknown column x" in (stored.problem or "")
+    assert ingest(store, stream_id, [odd]) == reply  # and a repeat is recognised
+
+
+def test_gates_resending_one_stream_concurrently_store_each_entry_once(
+    store: StreamStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "gate3.sqlite3"
+    stream_id = fill_ledger(path, 60)
+    entries = ledger_entries(path)
+    failures: list[BaseException] = []
+
+    def upload() -> None:
+        # A gate's uploader: contiguous batches of 6 from its cursor, the server's cursor on 409.
+        cursor = 0
+        try:
+            while cursor < 60:
+                reply = ingest(store, stream_id, entries[cursor : cursor + 6])
+                cursor = reply.stored_through if isinstance(reply, Ack) else reply.cursor
+        except BaseException as exc:  # reported below  # noqa: BLE001
+            failures.append(exc)
+
+    uploaders = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in uploaders:
+        thread.start()
+    for thread in uploaders:
+        thread.join()
+    assert failures == []
+    stored = store.entries_after(0, 1000)
+    assert [r.seq for r in stored] == list(range(1, 61))
+    assert not any(r.flagged for r in stored)
+    log = store.sync_log(GATE, 1000)
+    assert sum(row.count for row in log) == 60
+    assert {row.result for row in log} <= {"stored", "repeat"}
