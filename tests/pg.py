@@ -117,8 +117,11 @@ class PostgresServer:
         self.admin(f"DROP SCHEMA IF EXISTS {name} CASCADE", dbname=DATABASE)
 
     @classmethod
-    def start(cls, bin_dir: Path) -> PostgresServer:
-        """initdb a cluster in a temporary folder and start it; stopped by ``stop``."""
+    def start(cls, bin_dir: Path, **settings: str) -> PostgresServer:
+        """initdb a cluster in a temporary folder and start it; stopped by ``stop``.
+
+        ``settings`` override ``SETTINGS`` (e.g. ``fsync="on"`` for a measurement).
+        """
         root = Path(tempfile.mkdtemp(prefix="gs-pg-"))
         owner = _owner()
         if owner is not None:
@@ -130,7 +133,8 @@ class PostgresServer:
                 [*prefix, str(bin_dir / "initdb"), "-D", str(server.data), "-U", SUPERUSER,
                  "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
             )  # fmt: skip
-            options = " ".join(f"-c {key}={value}" for key, value in SETTINGS.items())
+            chosen = SETTINGS | settings
+            options = " ".join(f"-c {key}={value}" for key, value in chosen.items())
             _check(
                 [*prefix, str(bin_dir / "pg_ctl"), "-D", str(server.data), "-l",
                  str(root / "server.log"), "-w", "-t", "60", "-o",
