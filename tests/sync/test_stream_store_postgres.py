@@ -20,6 +20,7 @@ from sync.server.auth import secret_hash
 from tests.sync.stream_helpers import GATE, NOW, OTHER_GATE, batch, fill_ledger, ledger_entries
 
 psycopg = pytest.importorskip("psycopg")
+pytest.importorskip("psycopg_pool")
 from sync.store.streams_postgres import PostgresStreamStore  # noqa: E402
 
 HOLD_KEY = 4242
