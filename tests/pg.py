@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 
 DATABASE = "gs_tests"
+PREFIX = "gs-pg-"
+SESSION_FILE = "session.pid"  # the pid of the test session that owns the cluster
 SUPERUSER = "postgres"
 # Test speed over durability: the cluster is thrown away after the session.
 SETTINGS = {
@@ -122,24 +124,34 @@ class PostgresServer:
 
         ``settings`` override ``SETTINGS`` (e.g. ``fsync="on"`` for a measurement).
         """
-        root = Path(tempfile.mkdtemp(prefix="gs-pg-"))
+        _reap_orphans(bin_dir)
+        root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (root / SESSION_FILE).write_text(str(os.getpid()), encoding="ascii")
         owner = _owner()
         if owner is not None:
             os.chown(root, *owner)
-        server = cls(bin_dir=bin_dir, root=root, port=_free_port())
+        server = cls(bin_dir=bin_dir, root=root, port=0)
         prefix = _run_as()
         try:
             _check(
                 [*prefix, str(bin_dir / "initdb"), "-D", str(server.data), "-U", SUPERUSER,
                  "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
             )  # fmt: skip
-            chosen = SETTINGS | settings
-            options = " ".join(f"-c {key}={value}" for key, value in chosen.items())
-            _check(
-                [*prefix, str(bin_dir / "pg_ctl"), "-D", str(server.data), "-l",
-                 str(root / "server.log"), "-w", "-t", "60", "-o",
-                 f"-p {server.port} -k {root} {options}", "start"],
-            )  # fmt: skip
+            options = " ".join(f"-c {key}={value}" for key, value in (SETTINGS | settings).items())
+            for attempt in range(3):
+                # The free port may be taken between finding it and the server binding it.
+                server.port = _free_port()
+                try:
+                    _check(
+                        [*prefix, str(bin_dir / "pg_ctl"), "-D", str(server.data), "-l",
+                         str(root / "server.log"), "-w", "-t", "60", "-o",
+                         f"-p {server.port} -k {root} {options}", "start"],
+                    )  # fmt: skip
+                    break
+                except RuntimeError:
+                    if attempt == 2:
+                        log = root / "server.log"
+                        raise RuntimeError(log.read_text(errors="replace")) from None
             server.admin(f"CREATE DATABASE {DATABASE} TEMPLATE template0")
         except BaseException:
             server.stop()
@@ -155,6 +167,21 @@ class PostgresServer:
                 capture_output=True, check=False,
             )  # fmt: skip
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _reap_orphans(bin_dir: Path) -> None:
+    """Stop and remove the clusters of earlier sessions that died without stopping them."""
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            pid = int((root / SESSION_FILE).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            PostgresServer(bin_dir=bin_dir, root=root, port=0).stop()
+        except PermissionError:
+            continue  # alive, someone else's
 
 
 def _check(command: list[str]) -> None:
