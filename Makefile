@@ -64,9 +64,10 @@ install: system-deps $(STAMP)
 
 # A live gate in simulation. The central side issues passes for a sample
 # compound (one expired, one revoked, one household in isolation), exports its
-# lists and serves sync; the gate imports the lists, enrols, and runs with
-# simulated cameras and thermometer on gpiozero's mock pins while scripted
-# residents walk through and its entries upload to the centre.
+# signed lists and serves sync; the gate enrols (pinning the centre key that
+# signs lists), imports the lists, and runs with simulated cameras and
+# thermometer on gpiozero's mock pins while scripted residents walk through;
+# its entries go up to the centre and newer lists come down.
 # Each step is the command an operator would type.
 SYNC  = $(BIN)/gate-sync --data-dir $(DEMO)/central
 AGENT = $(BIN)/gate-agent --config $(DEMO)/gate.toml
@@ -94,17 +95,18 @@ demo: install
 	@echo "== central sync server on 127.0.0.1:8600; the gate enrols with a one-time code"
 	@umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(DEMO)/central/admin.token
 	$(SYNC) gates enrol LGQ-012-N > $(DEMO)/central/enrol.code
-	@echo "== gate LGQ-012-N: import the lists, enrol, check the gate, run the visitors through"
-	$(AGENT) lists import $(DEMO)/lists.json
+	@echo "== gate LGQ-012-N: enrol (pinning the centre key), import the signed lists, run"
 	@# The server runs for as long as the demo does, and stops with it (Ctrl-C included).
 	@$(SYNC) serve --port 8600 --admin-token-file $(DEMO)/central/admin.token \
 	  > $(DEMO)/central/serve.log 2>&1 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -c "import socket, time; [time.sleep(0.1) for _ in range(100) if socket.socket().connect_ex(('127.0.0.1', 8600))]"; \
 	$(AGENT) sync enrol --code "$$(cat $(DEMO)/central/enrol.code)"; \
+	$(AGENT) lists import $(DEMO)/lists.json; \
 	$(AGENT) doctor || true; \
 	echo; echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"; \
 	echo "Logs at the centre: $(SYNC) pull --format csv --out log.csv   (or xlsx, jsonl)"; \
+	echo "Lock the gate down from the centre: $(SYNC) gates set mode=lockdown --gate LGQ-012-N"; \
 	echo "The fleet: curl -H \"Authorization: Bearer $$(cat $(DEMO)/central/admin.token)\" http://127.0.0.1:8600/v1/admin/gates"; \
 	$(AGENT) demo --scenario firmware_config/demo/scenario.json --passes $(DEMO)/passes \
 	  --rounds $(ROUNDS) --pace $(PACE); \
@@ -131,6 +133,7 @@ bench: install
 	$(BIN)/python -m bench.passes --out bench/out/passes.json
 	$(BIN)/python -m bench.ledger --out bench/out/ledger.json
 	$(BIN)/python -m bench.gate --out bench/out/gate.json
+	$(BIN)/python -m bench.bundle --out bench/out/bundle.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -127,8 +127,10 @@ def make_uploader(config: GateConfig, ledger: Ledger, clock: Clock) -> Uploader 
     settings = UplinkSettings(
         timeout_s=section.timeout_seconds,
         poll_s=section.poll_seconds,
+        lists_poll_s=section.lists_poll_seconds,
         backoff_base_s=section.backoff_base_seconds,
         backoff_cap_s=section.backoff_cap_seconds,
+        max_entries=section.batch_entries,
     )
     return Uploader(
         ledger,

@@ -7,7 +7,8 @@ loop (station.py) and `gate-agent check` both use it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gate_agent.config import GateConfig
@@ -17,6 +18,7 @@ from gate_agent.core.policy import (
     GateLists,
     Isolation,
     PassHistory,
+    PolicySettings,
     PriorEntry,
     decide,
 )
@@ -24,6 +26,10 @@ from gate_agent.core.reasons import Direction, GateMode, Outcome, Reason
 from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.records import StoredEntry
+
+logger = logging.getLogger(__name__)
+
+_Cached = tuple[tuple[tuple[str, int], ...], Keyring, GateLists, PolicySettings]
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,12 @@ class Assessor:
     def __init__(self, config: GateConfig, ledger: Ledger) -> None:
         self.config = config
         self.ledger = ledger
-        self.settings = config.policy.settings()
-        self._cached: tuple[tuple[tuple[str, int], ...], Keyring, GateLists] | None = None
+        self._cached: _Cached | None = None
+
+    @property
+    def settings(self) -> PolicySettings:
+        """The config's thresholds, with those the centre set in the gate settings."""
+        return self._current()[3]
 
     def keyring(self) -> Keyring:
         """The issuer keys the gate holds, indexed by the id derived from each key."""
@@ -58,7 +68,7 @@ class Assessor:
         """Revocations and isolations as the decision core reads them."""
         return self._current()[2]
 
-    def _current(self) -> tuple[tuple[tuple[str, int], ...], Keyring, GateLists]:
+    def _current(self) -> _Cached:
         # A list only changes with a higher version, so one small query per scan tells
         # whether the keys and tens of thousands of revocations must be read again.
         state = self.ledger.state
@@ -70,11 +80,14 @@ class Assessor:
                 revoked=state.revoked_pass_ids(),
                 isolations=tuple(Isolation(h, s, e) for h, s, e in state.isolations()),
             )
-            self._cached = (versions, keyring, lists)
+            policy = centre_policy(self.config.policy.settings(), state.settings())
+            self._cached = (versions, keyring, lists, policy)
         return self._cached
 
     def mode(self) -> GateMode:
-        """The gate mode: an admin's switch at this gate, else the centre's, else the config's."""
+        """The gate mode: the latest instruction (an admin's switch here, or a change of the
+        centre's setting, see ``GateState.local_mode``), else the centre's, else the config's.
+        """
         state = self.ledger.state
         local = state.local_mode()
         value = local[0] if local is not None else state.settings().get("mode")
@@ -133,6 +146,34 @@ class Assessor:
             settings=self.settings,
         )
         return Evaluation(text, scan, direction, mode, temperature, decision)
+
+
+def centre_policy(base: PolicySettings, centre: dict[str, object]) -> PolicySettings:
+    """``base`` with the thresholds the centre's gate settings carry.
+
+    The centre checks each value when an admin sets it; a combination the decision
+    core still refuses (a fever threshold below the config's plausible minimum) is
+    logged and the config's settings stay in force.
+    """
+    changes: dict[str, object] = {}
+    number = (int, float)
+    fever = centre.get("fever_celsius")
+    if isinstance(fever, number) and not isinstance(fever, bool):
+        changes["fever_celsius"] = float(fever)
+    recheck = centre.get("recheck_window_minutes")
+    if isinstance(recheck, number) and not isinstance(recheck, bool):
+        changes["recheck_window"] = timedelta(minutes=recheck)
+    passback = centre.get("passback_window_hours")
+    if isinstance(passback, number) and not isinstance(passback, bool):
+        changes["passback_window"] = timedelta(hours=passback)
+    screen_exits = centre.get("screen_exits")
+    if isinstance(screen_exits, bool):
+        changes["screen_exits"] = screen_exits
+    try:
+        return replace(base, **changes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        logger.error("the centre's gate settings %s do not fit: %s", changes, exc)
+        return base
 
 
 def _prior(entry: StoredEntry | None) -> PriorEntry | None:

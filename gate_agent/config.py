@@ -178,8 +178,14 @@ class SyncSection(_Strict):
     )
     timeout_seconds: float = Field(30.0, gt=0, le=300)
     poll_seconds: float = Field(5.0, gt=0, le=300, description="How often a quiet gate looks")
+    lists_poll_seconds: float = Field(
+        60.0, gt=0, le=3600, description="How often the gate asks the centre for newer lists"
+    )
     backoff_base_seconds: float = Field(1.0, gt=0, le=60)
     backoff_cap_seconds: float = Field(300.0, gt=0, le=3600)
+    batch_entries: int = Field(
+        500, ge=1, le=500, description="Entries per batch at most (the centre takes up to 500)"
+    )
 
     @model_validator(mode="after")
     def _url_when_enabled(self) -> SyncSection:

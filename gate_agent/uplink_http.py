@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import gzip
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -26,6 +29,21 @@ USER_AGENT = "gate-agent-uplink/1"
 
 class UplinkError(GateError):
     """Enrolment failed, or the sync token file cannot be used."""
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the centre gives a gate that enrols: its token, and the key that signs lists."""
+
+    token: str
+    centre_kid: str
+    centre_public_key: bytes  # raw Ed25519, 32 bytes
+
+
+def lists_path(gate_id: str, held: Mapping[str, int]) -> str:
+    """Where a gate asks for the lists newer than those it holds."""
+    have = ",".join(f"{name}:{version}" for name, version in sorted(held.items()))
+    return f"/v1/gates/{gate_id}/lists?have={have}"
 
 
 def batch_path(gate_id: str, stream_id: str) -> str:
@@ -84,8 +102,8 @@ def enrol(
     *,
     transport: httpx.BaseTransport | None = None,
     timeout_s: float = 30.0,
-) -> str:
-    """Trade a one-time enrolment code for the gate's bearer token."""
+) -> Enrolment:
+    """Trade a one-time enrolment code for the gate's token and the centre's list key."""
     with make_client(base_url, transport=transport, timeout_s=timeout_s) as client:
         try:
             response = client.post(ENROL_PATH, json={"gate_id": gate_id, "code": code})
@@ -97,13 +115,18 @@ def enrol(
             f" (HTTP {response.status_code}): {response.text[:200]}"
         )
     try:
-        token = response.json()["token"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UplinkError("the centre's enrolment reply carries no token") from exc
+        reply = response.json()
+        token = reply["token"]
+        kid = reply["centre_key"]["kid"]
+        public = base64.b64decode(reply["centre_key"]["public_key"], validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise UplinkError("the centre's enrolment reply lacks the token or the centre key") from exc
     if not isinstance(token, str) or not token or not token.isprintable():
         raise UplinkError("the centre's enrolment reply carries no usable token")
-    logger.info("gate %s enrolled with %s", gate_id, base_url)
-    return token
+    if not isinstance(kid, str) or len(kid) != 8 or len(public) != 32:
+        raise UplinkError("the centre's enrolment reply carries no usable centre key")
+    logger.info("gate %s enrolled with %s (centre key %s)", gate_id, base_url, kid)
+    return Enrolment(token, kid, public)
 
 
 def token_path(data_dir: Path) -> Path:

@@ -11,7 +11,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import segno
@@ -25,10 +25,13 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import pull
+from sync import bundle_import, pull
+from sync.bundle import BundleError
 from sync.errors import SyncError
 from sync.issuer import Issuer, new_pass_id
+from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
+from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
 from sync.store import CentralStore, SqliteStreamStore, StreamStore
 
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
     try:
+        if args.command == "pull" and args.server:
+            # Over HTTP from an admin's machine: no central data folder here.
+            return _pull_remote(args)
         with CentralStore(data_dir / "central.sqlite3") as store:
             issuer = Issuer(data_dir, store)
             result: int = args.handler(args, issuer)
@@ -63,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     keys.add_parser("new", help="create an issuer key pair").set_defaults(handler=_keys_new)
     keys.add_parser("list", help="list issuer keys").set_defaults(handler=_keys_list)
+    keys.add_parser(
+        "centre", help="show the centre key that signs the gates' lists (made on first use)"
+    ).set_defaults(handler=_keys_centre)
 
     passes = commands.add_parser("passes", help="issue and revoke passes").add_subparsers(
         dest="passes_command", required=True
@@ -103,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     lists = commands.add_parser("lists", help="lists for gates").add_subparsers(
         dest="lists_command", required=True
     )
-    export = lists.add_parser("export", help="write the lists bundle gates import")
+    export = lists.add_parser("export", help="write the signed lists file gates import")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--gate", help="for this gate only (with its own settings)")
     export.set_defaults(handler=_lists_export)
 
     gates = commands.add_parser("gates", help="gates of the fleet").add_subparsers(
@@ -115,6 +125,19 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
+    set_ = gates.add_parser("set", help="set gate settings (mode, thresholds) sent to gates")
+    set_.add_argument("settings", nargs="+", metavar="KEY=VALUE", help=_SETTINGS_HELP)
+    set_.add_argument("--gate", help="this gate only (default: every gate)")
+    set_.add_argument("--by", default=os.environ.get("USER") or "admin", help="who sets it")
+    set_.set_defaults(handler=_gates_set)
+    unset = gates.add_parser("unset", help="clear gate settings (gates keep their config's)")
+    unset.add_argument("keys", nargs="+", metavar="KEY")
+    unset.add_argument("--gate", help="this gate only (default: the every-gate value)")
+    unset.add_argument("--by", default=os.environ.get("USER") or "admin", help="who clears it")
+    unset.set_defaults(handler=_gates_unset)
+    gates.add_parser("settings", help="show the gate settings").set_defaults(
+        handler=_gates_settings
+    )
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
     pull.add_argument("--since", help="date or ISO time (local when no offset)")
@@ -122,8 +145,20 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--gate", help="one gate's entries only")
     pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
     pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    pull.add_argument("--server", help="pull over HTTP from this sync server, e.g. https://…")
+    pull.add_argument(
+        "--admin-token-file", type=Path, help="with --server: the admin token's file (mode 0600)"
+    )
     _dsn_option(pull)
     pull.set_defaults(handler=_pull)
+
+    imp = commands.add_parser(
+        "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"
+    )
+    imp.add_argument("path", type=Path, help="the bundle file `gate-agent export-bundle` wrote")
+    imp.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    _dsn_option(imp)
+    imp.set_defaults(handler=_import_bundle)
 
     serve = commands.add_parser("serve", help="run the central sync server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -236,13 +271,94 @@ def _households_lift(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
+def _keys_centre(args: argparse.Namespace, issuer: Issuer) -> int:
+    key = issuer.centre_public()
+    print(f"{key['kid']} {key['public_key']}")
+    return 0
+
+
 def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
-    text = issuer.bundle(datetime.now(UTC)).model_dump_json(indent=1)
+    if args.gate is not None and not _GATE_ID.match(args.gate):
+        raise ValueError(f"not a gate id: {args.gate!r}")
+    document = issuer.signed_lists(datetime.now(UTC), gate_id=args.gate)
+    text = json.dumps(document, ensure_ascii=False, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
+        print(f"lists signed by centre key {document['kid']} written to {args.out}")
     else:
         print(text)
     return 0
+
+
+_SETTINGS_HELP = (
+    "mode=open|screening|lockdown, fever_celsius=37.3, recheck_window_minutes=15,"
+    " passback_window_hours=12, screen_exits=true|false"
+)
+
+
+def _gates_set(args: argparse.Namespace, issuer: Issuer) -> int:
+    gate = _settings_gate(args.gate)
+    parsed: list[tuple[str, object]] = []
+    for pair in args.settings:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{pair!r}: write KEY=VALUE ({_SETTINGS_HELP})")
+        value = _setting_value(key.strip(), text.strip())
+        check_setting(key.strip(), value)
+        parsed.append((key.strip(), value))
+    now = datetime.now(UTC)
+    for key, value in parsed:
+        issuer.store.set_setting(gate, key, value, by=args.by, now=now)
+    where = f"gate {gate}" if gate else "every gate"
+    print(f"{where}: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in parsed))
+    print(f"settings now at version {issuer.list_versions()['settings']}; gates get it at sync")
+    return 0
+
+
+def _gates_unset(args: argparse.Namespace, issuer: Issuer) -> int:
+    gate = _settings_gate(args.gate)
+    now = datetime.now(UTC)
+    for key in args.keys:
+        if key not in SETTING_KEYS:
+            raise ValueError(
+                f"unknown gate setting {key!r}; settings are {', '.join(SETTING_KEYS)}"
+            )
+        issuer.store.set_setting(gate, key, None, by=args.by, now=now)
+    print(f"{'gate ' + gate if gate else 'every gate'}: cleared {', '.join(args.keys)}")
+    return 0
+
+
+def _gates_settings(args: argparse.Namespace, issuer: Issuer) -> int:
+    rows = issuer.store.settings_rows()
+    if not rows:
+        print("no gate settings: every gate decides by its own config")
+    for gate, key, value, at, by in rows:
+        print(f"{gate or '*':<24} {key:<24} {json.dumps(value):<12} set {at} by {by}")
+    return 0
+
+
+def _settings_gate(gate: str | None) -> str:
+    if gate is None:
+        return ""
+    if not _GATE_ID.match(gate):
+        raise ValueError(f"not a gate id: {gate!r}")
+    return gate
+
+
+def _setting_value(key: str, text: str) -> object:
+    if key not in SETTING_KEYS:
+        known = ", ".join(SETTING_KEYS)
+        raise ValueError(f"unknown gate setting {key!r}; settings are {known}")
+    if key == "mode":
+        return text
+    if key == "screen_exits":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("screen_exits must be true or false")
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValueError(f"{key} must be a number, got {text!r}") from exc
 
 
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
@@ -254,22 +370,84 @@ def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
-def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
-    wanted = pull.PullFilter(
+def _pull_filter(args: argparse.Namespace) -> pull.PullFilter:
+    return pull.PullFilter(
         since=parse_moment(args.since, end_of_day=False) if args.since else None,
         until=parse_moment(args.until, end_of_day=True) if args.until else None,
         gate_id=args.gate,
     )
 
-    def progress(seen: int) -> None:
-        if sys.stderr.isatty():
-            print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
 
-    with closing(open_streams(args, issuer)) as streams:
-        count = pull.write(pull.rows(streams, wanted, progress), args.format, args.out)
+def _pull_progress(seen: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
+
+
+def _pull_done(count: int) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{count} entries pulled", file=sys.stderr)
+    return 0
+
+
+def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
+    if args.admin_token_file:
+        raise ValueError("--admin-token-file goes with --server")
+    wanted = _pull_filter(args)
+    with closing(open_streams(args, issuer)) as streams:
+        count = pull.write(pull.rows(streams, wanted, _pull_progress), args.format, args.out)
+    return _pull_done(count)
+
+
+def _pull_remote(args: argparse.Namespace) -> int:
+    from sync.pull_http import remote_rows  # noqa: PLC0415 - only remote pulls need httpx
+
+    if not args.admin_token_file:
+        raise ValueError("--server needs --admin-token-file")
+    if args.dsn:
+        raise ValueError("--dsn reads the database from here, --server over HTTP: give one")
+    token = read_admin_token(args.admin_token_file)
+    wanted = _pull_filter(args)
+    rows = remote_rows(args.server, token, wanted, _pull_progress)
+    return _pull_done(pull.write(rows, args.format, args.out))
+
+
+#: `import-bundle` exit codes by refusal code (anything else refused: 2).
+IMPORT_EXIT_CODES = {"gap": 3, "content_conflict": 4}
+
+
+def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
+    def progress(done: int, total: int) -> None:
+        end = "" if sys.stderr.isatty() else "\n"
+        print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
+
+    with closing(open_streams(args, issuer)) as streams:
+        try:
+            loaded = bundle_import.load(args.path, streams)
+            summary = bundle_import.ingest(
+                loaded, streams, now=datetime.now(UTC), progress=progress
+            )
+        except BundleError as exc:
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            stored = getattr(exc, "stored_new", 0)
+            print(f"gate-sync: import refused [{exc.code}]: {exc.detail}", file=sys.stderr)
+            if stored:
+                print(f"gate-sync: {stored} entries before it were stored", file=sys.stderr)
+            return IMPORT_EXIT_CODES.get(exc.code, 2)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps({**vars(summary), "flagged": list(summary.flagged)}))
+    else:
+        print(
+            f"gate {summary.gate_id} stream {summary.stream_id} entries"
+            f" {summary.first_seq}..{summary.last_seq}: {summary.stored_new} stored new,"
+            f" {summary.repeats} repeats, {len(summary.flagged)} flagged;"
+            f" the centre holds through {summary.stored_through}"
+        )
+        if summary.flagged:
+            print(f"flagged (stored, marked malformed): {list(summary.flagged)}")
     return 0
 
 
@@ -293,19 +471,6 @@ def read_admin_token(path: Path) -> str:
     if len(token) < 16 or not token.isprintable():
         raise ValueError(f"{path}: the admin token must be at least 16 printable characters")
     return token
-
-
-def parse_moment(text: str, *, end_of_day: bool) -> datetime:
-    """A date (the whole day, local time) or an ISO time (local when no offset is given)."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        moment = datetime.fromisoformat(text)
-    else:
-        moment = datetime.combine(day + timedelta(days=end_of_day), time())
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def write_qr_png(text: str, path: Path) -> int:

@@ -1,4 +1,8 @@
-"""Issuing on the central side: issuer key files, signing passes, the lists bundle for gates."""
+"""Issuing on the central side: key files, signing passes, the signed lists gates receive.
+
+Two kinds of private key live in ``<data_dir>/keys`` (mode 0700, files 0600): issuer keys
+that sign passes, and the one centre key that signs the lists sent down to gates.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,27 @@ import logging
 import os
 import secrets
 import stat
+import threading
+import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate_agent.core.passes import PassFields, key_id, sign
 from sync.errors import IssuerKeyError
+from sync.lists import (
+    DELTA_LISTS,
+    DOWNLINK_LISTS,
+    ITEM_KEY,
+    ListsPayload,
+    ListUpdate,
+    SettingItem,
+    sign_lists,
+)
 from sync.protocol import (
     LIST_NAMES,
     DirectoryItem,
@@ -34,6 +51,9 @@ log = logging.getLogger(__name__)
 #: Pass ids avoid 0/O and 1/I so a guard can read one out over the phone.
 _PASS_ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _PASS_ID_CHARS = 10
+CENTRE_KEY_FILE = "centre.pem"
+#: Snapshots are rebuilt at most this often for one version (passes expire meanwhile).
+SNAPSHOT_TTL_S = 60.0
 
 
 def new_pass_id() -> str:
@@ -47,26 +67,102 @@ class Issuer:
     def __init__(self, data_dir: Path, store: CentralStore) -> None:
         self.keys_dir = data_dir / "keys"
         self.store = store
+        self._lock = threading.Lock()
+        self._snapshots: dict[tuple[str, str | None], tuple[int, float, list[dict[str, Any]]]] = {}
 
     def new_key(self, now: datetime) -> str:
         """Create an issuer key pair; the private half never leaves this machine."""
         private = Ed25519PrivateKey.generate()
         kid = key_id(private.public_key())
-        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        # Created 0600 from the start: never a moment when others could read it.
-        fd = os.open(self._key_path(kid), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
+        self._write_private(self._key_path(kid), private)
         self.store.add_key(private.public_key().public_bytes_raw(), now)
         log.info("created issuer key %s", kid)
         return kid
+
+    def centre_key(self) -> tuple[str, Ed25519PrivateKey]:
+        """The centre key that signs the lists, made on first use; (kid, private key)."""
+        path = self.keys_dir / CENTRE_KEY_FILE
+        with self._lock:
+            if not path.exists():
+                private = Ed25519PrivateKey.generate()
+                self._write_private(path, private)
+                log.info("created centre key %s", key_id(private.public_key()))
+        private = self._load_path(path)
+        return key_id(private.public_key()), private
+
+    def centre_public(self) -> dict[str, str]:
+        """The centre key's id and raw public key (base64), as a gate pins it."""
+        kid, private = self.centre_key()
+        raw = private.public_key().public_bytes_raw()
+        return {"kid": kid, "public_key": base64.b64encode(raw).decode("ascii")}
+
+    def signed_lists(
+        self, now: datetime, *, gate_id: str | None, have: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The signed lists document for a gate that holds the versions ``have``.
+
+        Lists the gate holds at the current version are left out; revocations and the
+        directory go as deltas when the change log reaches back to the gate's version
+        and the delta is smaller than the snapshot. ``gate_id`` None makes an export
+        for any gate (the settings for every gate, no gate's own).
+        """
+        have = have or {}
+        updates: list[ListUpdate] = []
+        for name in DOWNLINK_LISTS:
+            held = max(0, int(have.get(name, 0)))
+            current = self._version(name)
+            if held > current:
+                # Only after the centre was restored from an older backup: move past it.
+                log.warning("gate %s holds %s v%d above ours (v%d)", gate_id, name, held, current)
+                self.store.raise_version(name, held)
+                current = self._version(name)
+            if held == current:
+                continue
+            updates.append(self._update(name, held, current, now, gate_id))
+        payload = ListsPayload(gate_id=gate_id, issued_at=now, lists=tuple(updates))
+        kid, private = self.centre_key()
+        return sign_lists(payload, kid, private)
+
+    def _update(
+        self, name: str, held: int, current: int, now: datetime, gate_id: str | None
+    ) -> ListUpdate:
+        items = self._snapshot(name, current, now, gate_id)
+        if name in DELTA_LISTS and held >= 1:
+            # Store versions are one below the versions sent (version 1 is the empty list).
+            changed = self.store.changed_keys(name, held - 1)
+            if changed is not None and len(changed) * 2 < max(len(items), 1):
+                field = ITEM_KEY[name]
+                by_key = {item[field]: item for item in items}
+                return ListUpdate(
+                    name=name,
+                    kind="delta",
+                    version=current,
+                    base_version=held,
+                    items=tuple(by_key[key] for key in sorted(changed) if key in by_key),
+                    removed=tuple(sorted(key for key in changed if key not in by_key)),
+                )
+        return ListUpdate(name=name, kind="snapshot", version=current, items=tuple(items))
+
+    def _snapshot(
+        self, name: str, version: int, now: datetime, gate_id: str | None
+    ) -> list[dict[str, Any]]:
+        cache_key = (name, gate_id if name == "settings" else None)
+        with self._lock:
+            cached = self._snapshots.get(cache_key)
+            if cached and cached[0] == version and time.monotonic() - cached[1] < SNAPSHOT_TTL_S:
+                return cached[2]
+        if name == "settings":
+            values = self.store.settings_for(gate_id or "")
+            items = [
+                SettingItem.model_validate({"key": key, "value": value}).model_dump(mode="json")
+                for key, value in sorted(values.items())
+            ]
+        else:
+            snapshot = getattr(self.bundle(now, only=name), name)
+            items = [item.model_dump(mode="json") for item in snapshot.items]
+        with self._lock:
+            self._snapshots[cache_key] = (version, time.monotonic(), items)
+        return items
 
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
         """The newest key that is not retired and whose private half is here."""
@@ -84,8 +180,9 @@ class Issuer:
         self.store.add_pass(fields, text, kid, now)
         return text
 
-    def bundle(self, now: datetime) -> ListsBundle:
-        """Every list at its current version, as gates import it."""
+    def bundle(self, now: datetime, only: str | None = None) -> ListsBundle:
+        """Every list at its current version (or just ``only``), unsigned, for the gate's store."""
+        wanted = LIST_NAMES if only is None else (only,)
         keys = [
             KeyItem(
                 kid=row.kid,
@@ -93,10 +190,11 @@ class Issuer:
                 retired=row.retired_at is not None,
             )
             for row in self.store.issuer_keys()
+            if "keys" in wanted
         ]
         revoked = [
             RevocationItem(pass_id=pid, revoked_at=datetime.fromisoformat(at), reason=why)
-            for pid, at, why in self.store.revocations(now)
+            for pid, at, why in (self.store.revocations(now) if "revocations" in wanted else [])
         ]
         isolated = [
             IsolationItem(
@@ -104,7 +202,9 @@ class Issuer:
                 start=datetime.fromisoformat(start),
                 end=datetime.fromisoformat(end),
             )
-            for household, start, end in self.store.isolations(now)
+            for household, start, end in (
+                self.store.isolations(now) if "isolations" in wanted else []
+            )
         ]
         people = [
             DirectoryItem(
@@ -118,7 +218,7 @@ class Issuer:
                 unit=row.unit,
                 exit_quota=row.exit_quota,
             )
-            for row in self.store.directory(now)
+            for row in (self.store.directory(now) if "directory" in wanted else [])
         ]
         return ListsBundle(
             issued_at=now,
@@ -129,8 +229,8 @@ class Issuer:
         )
 
     def list_versions(self) -> dict[str, int]:
-        """The version each list would carry if exported now."""
-        return {name: self._version(name) for name in LIST_NAMES}
+        """The version each list would carry if sent now."""
+        return {name: self._version(name) for name in DOWNLINK_LISTS}
 
     def _version(self, name: str) -> int:
         # Version 1 is the list as it starts out, empty; each change adds one.
@@ -139,8 +239,24 @@ class Issuer:
     def _key_path(self, kid: str) -> Path:
         return self.keys_dir / f"{kid}.pem"
 
+    def _write_private(self, path: Path, private: Ed25519PrivateKey) -> None:
+        self.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        # Created 0600 from the start: never a moment when others could read it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+
     def _load(self, kid: str) -> Ed25519PrivateKey:
-        path = self._key_path(kid)
+        return self._load_path(self._key_path(kid))
+
+    def _load_path(self, path: Path) -> Ed25519PrivateKey:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise IssuerKeyError(f"{path} is readable by others: chmod 600 it")

@@ -1,10 +1,11 @@
-"""Wire models both ends share. Now: the lists bundle the centre sends down to gates.
+"""Wire models both ends share: the lists' items, batches of entries, acknowledgements.
 
-A bundle carries each list as a full snapshot with a version. A gate applies
-every list in one transaction and never one at a lower or equal version than it
-holds, so a stale bundle (an old USB stick, a replayed download) changes nothing.
-The directory lists the people passes in force, for a guard to look up someone
-who has no phone or card; it carries no signatures, the bundle is trusted whole.
+``ListsBundle`` is every list as a full snapshot with a version, as the centre
+builds it; what travels to a gate is the signed document of ``sync.lists`` made
+from it. A gate applies every list in one transaction and never one at a lower or
+equal version than it holds, so a stale copy (an old USB stick, a replayed
+download) changes nothing. The directory lists the people passes in force, for a
+guard to look up someone who has no phone or card.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Rows are read in ingest order, page by page, so a pull that runs while gates
 upload never skips or repeats a row. Personal data (visitors' names and
 phones, returnees' details) is left out: the community workers' ledgers that
-need it are their own exports.
+need it are their own exports. ``gate-sync pull`` and the server's
+``GET /v1/admin/logs`` both make their rows and files here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -22,6 +23,15 @@ from sync.store.streams import EntryRecord, StreamStore
 
 Format = Literal["csv", "xlsx", "jsonl"]
 PAGE = 1000
+#: Stored entries one page of a filtered pull looks at, at most, before it answers.
+MAX_SCAN = 100_000
+MEDIA_TYPES: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "jsonl": "application/x-ndjson",
+}
+#: CSV for Excel: UTF-8 with a byte-order mark, or Excel shows Chinese as mojibake.
+BOM = "\ufeff"
 
 #: The columns of a pulled log, in order; names as admins see them in Excel.
 COLUMNS = (
@@ -51,21 +61,68 @@ class PullFilter:
         )
 
 
+def parse_moment(text: str, *, end_of_day: bool) -> datetime:
+    """A date (the whole day, local time) or an ISO time (local when no offset is given)."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+    else:
+        moment = datetime.combine(day + timedelta(days=end_of_day), time())
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
 def rows(
-    store: StreamStore, wanted: PullFilter, progress: Callable[[int], None] | None = None
+    store: StreamStore,
+    wanted: PullFilter,
+    progress: Callable[[int], None] | None = None,
+    *,
+    after: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Every stored entry the filter keeps, in ingest order, as a flat row."""
-    after, seen = 0, 0
+    """Every stored entry after ``after`` the filter keeps, in ingest order, as a flat row."""
+    for record, _ in _records(store, after, progress):
+        row, when = _flat(record)
+        if wanted.keeps(row, when):
+            yield row
+
+
+def page(
+    store: StreamStore, wanted: PullFilter, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``limit`` kept rows after the ingest cursor ``after``, and the cursor to go on from.
+
+    The cursor is the ``ingest_id`` of the last entry looked at (kept or not); it
+    equals ``after`` only when nothing was stored after it: then the pull is done
+    for now. At most ``MAX_SCAN`` entries are looked at, so a narrow filter over a
+    large store answers in bounded time (with fewer rows, and a cursor that moved).
+    """
+    kept: list[dict[str, Any]] = []
+    cursor = after
+    for record, seen in _records(store, after, None):
+        cursor = record.ingest_id
+        row, when = _flat(record)
+        if wanted.keeps(row, when):
+            kept.append(row)
+        if len(kept) >= limit or seen >= MAX_SCAN:
+            break
+    return kept, cursor
+
+
+def _records(
+    store: StreamStore, after: int, progress: Callable[[int], None] | None
+) -> Iterator[tuple[EntryRecord, int]]:
+    """Stored entries after ``after`` in ingest order, each with how many were looked at."""
+    seen = 0
     while True:
-        page = store.entries_after(after, PAGE)
-        if not page:
+        batch = store.entries_after(after, PAGE)
+        if not batch:
             return
-        for record in page:
-            row, when = _flat(record)
-            if wanted.keeps(row, when):
-                yield row
-        after = page[-1].ingest_id
-        seen += len(page)
+        for record in batch:
+            seen += 1
+            yield record, seen
+        after = batch[-1].ingest_id
         if progress is not None:
             progress(seen)
 
@@ -103,32 +160,73 @@ def _time(text: str) -> datetime | None:
         return None
 
 
+def filename(fmt: Format, wanted: PullFilter) -> str:
+    """A download's file name from the gate, time range and format."""
+    parts = ["gate-log", wanted.gate_id or "all"]
+    for moment in (wanted.since, wanted.until):
+        parts.append(moment.strftime("%Y%m%dT%H%M%SZ") if moment else "")
+    return "-".join(p for p in parts if p) + f".{fmt}"
+
+
 def write(rows_: Iterator[dict[str, Any]], fmt: Format, out: Path | None) -> int:
-    """Write the rows in a format; to a file, or (not XLSX) to standard output."""
-    if fmt == "xlsx":
-        if out is None:
-            raise ValueError("XLSX needs --out FILE")
-        return _xlsx(rows_, out)
+    """Write the rows in a format; to a file, or (not XLSX) to standard output.
+
+    A file is written under a temporary name and renamed when complete, so a pull
+    that fails midway (a network error) never leaves a short file that looks whole.
+    """
     if out is None:
-        return _text(rows_, fmt, sys.stdout)
-    # CSV for Excel: UTF-8 with a byte-order mark, or Excel shows Chinese as mojibake.
-    encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
-    with out.open("w", encoding=encoding, newline="") as handle:
-        return _text(rows_, fmt, handle)
+        if fmt == "xlsx":
+            raise ValueError("XLSX needs --out FILE")
+        return _text(rows_, fmt, sys.stdout, bom=False)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "xlsx":
+            data, count = xlsx_bytes(rows_)
+            tmp.write_bytes(data)
+        else:
+            with tmp.open("w", encoding="utf-8", newline="") as handle:
+                count = _text(rows_, fmt, handle, bom=fmt == "csv")
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
 
 
-def _text(rows_: Iterator[dict[str, Any]], fmt: Format, handle: TextIO) -> int:
-    count = 0
+def text_chunks(
+    rows_: Iterable[dict[str, Any]], fmt: Format, *, bom: bool = True, rows_per_chunk: int = 500
+) -> Iterator[str]:
+    """CSV (with a byte-order mark unless ``bom`` is False) or JSON lines, in chunks."""
+    buffer = io.StringIO()
+    writer = None
     if fmt == "csv":
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\r\n")
+        if bom:
+            buffer.write(BOM)
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
         writer.writeheader()
-        for row in rows_:
+    for count, row in enumerate(rows_, 1):
+        if writer is not None:
             writer.writerow({k: _cell(v) for k, v in row.items()})
-            count += 1
-    else:
+        else:
+            buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _text(rows_: Iterator[dict[str, Any]], fmt: Format, handle: TextIO, *, bom: bool) -> int:
+    count = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal count
         for row in rows_:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
+            yield row
+
+    for chunk in text_chunks(counted(), fmt, bom=bom):
+        handle.write(chunk)
     return count
 
 
@@ -136,7 +234,8 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _xlsx(rows_: Iterator[dict[str, Any]], out: Path) -> int:
+def xlsx_bytes(rows_: Iterator[dict[str, Any]]) -> tuple[bytes, int]:
+    """An XLSX workbook of the rows (one sheet, "entries"), and how many rows it holds."""
     from openpyxl import Workbook  # noqa: PLC0415 - only XLSX pulls need it
 
     book = Workbook(write_only=True)
@@ -148,5 +247,4 @@ def _xlsx(rows_: Iterator[dict[str, Any]], out: Path) -> int:
         count += 1
     buffer = io.BytesIO()
     book.save(buffer)
-    out.write_bytes(buffer.getvalue())
-    return count
+    return buffer.getvalue(), count

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import decode, gate, ledger, passes
+from bench import bundle, decode, gate, ledger, passes
 
 
 def run(module: object, out: Path, *args: str) -> dict[str, Any]:
@@ -59,3 +59,11 @@ def test_gate_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(decoded, dict)
     if "skipped" not in decoded:
         assert decoded["positives_read"] >= 131 and decoded["negatives_false"] == 0
+
+
+def test_bundle_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(bundle, tmp_path / "b.json", "--count", "12")
+    assert (report["stored_new"], report["repeats_on_reimport"]) == (12, 12)
+    assert {"export_ms_per_1000", "import_ms_per_1000", "ratio_import_vs_baseline"} <= set(report)
+    assert report["bundle_bytes_per_entry"] > 0
+    capsys.readouterr()

@@ -43,6 +43,7 @@ def test_a_relative_data_dir_is_taken_from_the_config_file(tmp_path: Path) -> No
         (GATE.replace('"G1"', '"G 1"'), "gate.id: String should match pattern"),
         (GATE + "[policy]\nfever_celsius = 35\n", "policy.fever_celsius"),
         (GATE + "[policy]\nmode = 'closed'\n", "policy.mode"),
+        (GATE + "[sync]\nbatch_entries = 501\n", "sync.batch_entries"),
         ("[gate\n", "gate.toml"),
         ("", "gate: Field required"),
     ],

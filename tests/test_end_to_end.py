@@ -54,8 +54,12 @@ class Site:
         return code, json.loads(out)
 
     def publish(self) -> None:
+        """Export the signed lists and import them, pinning the centre key read off the centre."""
         assert self.sync("lists", "export", "--out", str(self.root / "lists.json"))[0] == 0
-        assert self.agent("lists", "import", str(self.root / "lists.json"))[0] == 0
+        code, key = self.sync("keys", "centre")
+        assert code == 0
+        lists = str(self.root / "lists.json")
+        assert self.agent("lists", "import", lists, "--trust-key", key.strip())[0] == 0
 
 
 @pytest.fixture
@@ -130,6 +134,47 @@ def test_a_stale_bundle_changes_nothing(site: Site) -> None:
     assert site.check(text, "--temperature", "36.5")[1]["reason"] == "revoked"
 
 
+def test_lists_files_must_carry_the_pinned_centre_keys_signature(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(*args: str) -> str:
+        """Run `gate-agent`, expecting a refusal; its message."""
+        capsys.readouterr()
+        assert agent_cli.main(["--config", str(site.config), *args]) == 1
+        return capsys.readouterr().err
+
+    def other(*args: str) -> str:
+        """Another centre, with a centre key of its own."""
+        capsys.readouterr()
+        assert sync_cli.main(["--data-dir", str(tmp_path / "other"), *args]) == 0
+        return capsys.readouterr().out.strip()
+
+    text = site.issue("SIGNPASS1", "--scope", "compound:LGQ-012", "--days", "30")
+    lists = str(tmp_path / "lists.json")
+    assert site.sync("lists", "export", "--out", lists)[0] == 0
+    # A gate that never enrolled names the key and waits for an operator to confirm it.
+    kid = json.loads((tmp_path / "lists.json").read_text())["kid"]
+    assert f"signed by {kid}" in refused("lists", "import", lists)
+    # A key that is not the one in the file is no confirmation.
+    other_key = other("keys", "centre")
+    assert "lists_unknown_key" in refused("lists", "import", lists, "--trust-key", other_key)
+    assert site.check(text, "--temperature", "36.6")[1]["reason"] == "unknown_key"
+
+    site.publish()
+    assert site.check(text, "--temperature", "36.6")[1]["outcome"] == "allow"
+    # Once pinned, a file from another centre, or one altered on the way, changes nothing.
+    other("keys", "new")
+    other("households", "isolate", "LGQ012-H0301", "--until", "2099-01-01")
+    other("lists", "export", "--out", str(tmp_path / "forged.json"))
+    assert "lists_unknown_key" in refused("lists", "import", str(tmp_path / "forged.json"))
+    genuine = json.loads((site.root / "lists.json").read_text())
+    genuine["payload"]["lists"][0]["version"] += 5
+    (tmp_path / "altered.json").write_text(json.dumps(genuine), encoding="utf-8")
+    assert "lists_bad_signature" in refused("lists", "import", str(tmp_path / "altered.json"))
+    code, record = site.check(text, "--direction", "out")
+    assert (code, record["outcome"]) == (0, "allow")
+
+
 def test_an_isolated_household_may_come_home_but_not_go_out(site: Site) -> None:
     text = site.issue("HOMEPASS1", "--scope", "compound:LGQ-012", "--days", "30")
     assert site.sync("households", "isolate", "LGQ012-H0301", "--until", "2099-01-01")[0] == 0
@@ -157,7 +202,7 @@ def test_errors_are_one_line_not_a_traceback(
     (tmp_path / "junk.json").write_text("{}", encoding="utf-8")
     assert agent_cli.main(["--config", str(site.config), "lists", "import",
                            str(tmp_path / "junk.json")]) == 1  # fmt: skip
-    assert "not a lists bundle" in capsys.readouterr().err
+    assert "not a signed lists file" in capsys.readouterr().err
     assert agent_cli.main(["--config", str(tmp_path / "none.toml"), "check", "GP1:X"]) == 1
     assert "no such config file" in capsys.readouterr().err
     assert agent_cli.main(["--config", str(site.config), "check", "GP1:X",
@@ -218,3 +263,34 @@ def test_gate_agent_decode_reads_the_real_photographs() -> None:
     negatives = _decode_folder(PHOTOS / "negatives")
     assert len(negatives) == 46
     assert all(texts == [] for texts in negatives.values())
+
+
+def test_gate_settings_are_checked_when_an_admin_sets_them(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(*args: str) -> str:
+        capsys.readouterr()
+        assert sync_cli.main(["--data-dir", str(site.central), "gates", *args]) == 1
+        return capsys.readouterr().err
+
+    assert "mode must be one of" in refused("set", "mode=party")
+    assert "between 35 and 42" in refused("set", "fever_celsius=45")
+    assert "must be a number" in refused("set", "fever_celsius=hot")
+    assert "unknown gate setting" in refused("set", "colour=red")
+    assert "KEY=VALUE" in refused("set", "mode")
+    assert "not a gate id" in refused("set", "mode=open", "--gate", "no such gate")
+    assert "unknown gate setting" in refused("unset", "colour")
+    # Nothing half-done: the valid pair before a bad one was not set either.
+    assert "mode must be" in refused("set", "fever_celsius=37.5", "mode=party")
+    assert "no gate settings" in site.sync("gates", "settings")[1]
+
+    code, out = site.sync("gates", "set", "mode=lockdown", "screen_exits=true", "--by", "李主任")
+    assert code == 0 and "every gate" in out
+    assert site.sync("gates", "set", "fever_celsius=37.5", "--gate", "LGQ-012-N")[0] == 0
+    shown = site.sync("gates", "settings")[1].splitlines()
+    assert any(
+        line.split()[:3] == ["*", "mode", '"lockdown"'] and "李主任" in line for line in shown
+    )
+    assert any(line.split()[:3] == ["LGQ-012-N", "fever_celsius", "37.5"] for line in shown)
+    assert site.sync("gates", "unset", "mode")[0] == 0
+    assert not any(" mode " in line for line in site.sync("gates", "settings")[1].splitlines())

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -89,6 +89,7 @@ enabled = false
 enabled = true
 server_url = "{url}"
 poll_seconds = 0.2
+lists_poll_seconds = 0.3
 """,
         encoding="utf-8",
     )
@@ -133,3 +134,49 @@ def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
     assert not any(r["flagged"] for r in rows)
     assert agent_cli.main(["--config", str(path), "sync", "status"]) == 0
     assert "backlog 0" in capsys.readouterr().out
+
+
+def test_what_the_centre_decides_reaches_the_running_gate(
+    tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keys, a revocation and a lockdown set at the centre come down, signed, by themselves."""
+    url, data = centre
+
+    def admin(*args: str) -> str:
+        assert sync_cli.main(["--data-dir", str(data), *args]) == 0
+        return capsys.readouterr().out.strip()
+
+    admin("keys", "new")
+    text = admin("passes", "issue", "--kind", "resident", "--household", "H0301",
+                 "--name", "张三明", "--scope", "compound:C1", "--days", "30")  # fmt: skip
+    code = admin("gates", "enrol", "G1")
+    path = gate_toml(tmp_path, url)
+    assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 0
+    with open_gate(load_config(path)) as gate:
+        state = gate.ledger.state
+
+        def until(ready: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 15
+            while not ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ready()
+
+        until(lambda: len(state.issuer_keys()) == 1 and state.directory_status().items == 1)
+        assert gate.station.assessor.mode().value == "screening"
+
+        pass_id = state.directory_search()[0]["pass_id"]
+        admin("passes", "revoke", pass_id, "--reason", "lost card")
+        admin("gates", "set", "mode=lockdown", "fever_celsius=37.5", "--gate", "G1")
+        until(lambda: pass_id in state.revoked_pass_ids())
+        until(lambda: gate.station.assessor.mode().value == "lockdown")
+        assert gate.station.assessor.settings.fever_celsius == 37.5
+        assert state.directory_status().items == 0  # the revoked pass left the directory
+        assert state.local_mode() is not None
+        assert state.local_mode()[2] == "centre"  # type: ignore[index]
+
+        gate.simulated_camera("in").show_pass(text)
+        until(lambda: gate.ledger.count() == 1)
+        (entry,) = gate.ledger.entries()
+        assert (entry.outcome, entry.reason) == ("deny", "revoked")
+        status = gate.uploader.status() if gate.uploader else None
+        assert status is not None and status.last_error is None

@@ -350,12 +350,19 @@ def test_enrolment_trades_a_code_for_a_token(tmp_path: Path) -> None:
         assert request.url.path == "/v1/gates/enrol"
         body = json.loads(request.content)
         if body == {"gate_id": GATE, "code": "123-456"}:
+            key = {"kid": "ABCDEFGH", "public_key": base64.b64encode(bytes(32)).decode()}
+            return httpx.Response(200, json={"token": "t0k", "centre_key": key})
+        if body["code"] == "no-key":
             return httpx.Response(200, json={"token": "t0k"})
         return httpx.Response(403, json={"error": "bad code"})
 
     transport = httpx.MockTransport(centre)
-    token = enrol(BASE, GATE, "123-456", transport=transport)
-    assert token == "t0k"
+    enrolment = enrol(BASE, GATE, "123-456", transport=transport)
+    assert (enrolment.token, enrolment.centre_kid) == ("t0k", "ABCDEFGH")
+    assert enrolment.centre_public_key == bytes(32)
+    token = enrolment.token
+    with pytest.raises(UplinkError, match="centre key"):
+        enrol(BASE, GATE, "no-key", transport=transport)
     with pytest.raises(UplinkError, match="403"):
         enrol(BASE, GATE, "wrong", transport=transport)
     path = token_path(tmp_path / "data")

@@ -268,6 +268,23 @@ CREATE TABLE sync_state (
 """
 
 
+# The centre keys the gate trusts to sign its lists, pinned at enrolment (or by an
+# operator importing a lists file). Rows are only added: a new enrolment with a
+# centre that has another key pins it beside the old one. lists_checked_at is when
+# the centre last confirmed the gate's lists current (a list that did not change is
+# not stale).
+_V7_CENTRE_KEYS = """
+CREATE TABLE centre_keys (
+    kid TEXT PRIMARY KEY CHECK (length(kid) = 8),
+    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+    pinned_at TEXT NOT NULL,
+    pinned_by TEXT NOT NULL CHECK (pinned_by <> '')
+) STRICT;
+
+ALTER TABLE sync_state ADD COLUMN lists_checked_at TEXT;
+"""
+
+
 def numbered(name: str) -> Callable[[_Step], _Step]:
     """Register the next migration, whose name must start with its 4-digit number."""
     expected = f"{len(MIGRATION_NAMES) + 1:04d}_"
@@ -311,6 +328,12 @@ def _entry_counts(db: Database) -> None:
 def _sync_state(db: Database) -> None:
     """The uploader's cursor at the centre, its last success, error and alarm."""
     run_script(db, _V6_SYNC_STATE)
+
+
+@numbered("0007_centre_keys")
+def _centre_keys(db: Database) -> None:
+    """The centre keys whose signature the gate's lists must carry; when lists were checked."""
+    run_script(db, _V7_CENTRE_KEYS)
 
 
 def split_statements(script: str) -> list[str]:

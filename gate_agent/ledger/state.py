@@ -1,9 +1,14 @@
-"""The gate's local state: the centre's lists, the resident directory, the admin's mode.
+"""The gate's local state: the centre's lists, the resident directory, the gate mode.
 
-Each list arrives whole, with a version; it replaces the stored list only when its version
-is higher, and several lists arriving together are applied in one transaction. The
-directory is such a list. The gate mode an admin sets at the gate is kept apart, with
-every change, who made it and when.
+Each list arrives with a version, whole (a snapshot) or as a delta from the version the
+gate holds; it changes the stored list only when its version is higher, a delta only
+when it starts from the stored version, and several lists arriving together are applied
+in one transaction. The directory is such a list. The centre keys that must sign the
+lists are pinned here too.
+
+The gate mode is the latest instruction the gate received: an admin's switch at the
+gate, or a change of the mode in the centre's settings, each kept with who made it and
+when. An admin's switch holds until the centre's mode changes, and the other way round.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlite_utils import Database
+
 from gate_agent.core.reasons import GateMode
 from gate_agent.ledger import directory
 from gate_agent.ledger.db import Store, first_row
@@ -24,7 +31,31 @@ from gate_agent.ledger.summary import aware_iso
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LIST_NAMES", "DirectoryStatus", "GateState"]
+__all__ = ["LIST_NAMES", "DirectoryStatus", "GateState", "ListChange"]
+
+#: Who a mode change from the centre is recorded as, in the mode history.
+CENTRE = "centre"
+#: Lists that may arrive as deltas, and how one of their items (by pass id) is dropped.
+DELTA_DELETES = {
+    "revocations": "DELETE FROM revocations WHERE pass_id = ?",
+    DIRECTORY: "DELETE FROM directory WHERE pass_id = ?",
+}
+
+
+@dataclass(frozen=True)
+class ListChange:
+    """One list as it arrived: a snapshot (``base_version`` None) or a delta.
+
+    A snapshot's ``items`` are every item; a delta's are the items added or replaced
+    (matched by pass id) and ``removed`` the pass ids to drop.
+    """
+
+    name: str
+    version: int
+    items: Sequence[Mapping[str, object]]
+    base_version: int | None = None
+    removed: Sequence[str] = ()
+
 
 MODES = frozenset(mode.value for mode in GateMode)
 MAX_HISTORY = 1000
@@ -69,11 +100,21 @@ class GateState:
         return applied
 
     def list_ages(self, now: datetime) -> dict[str, timedelta | None]:
-        """How long ago each list was last replaced, None for a list never loaded."""
-        return {
-            name: None if applied is None else now - applied
-            for name, applied in self.list_applied_at().items()
-        }
+        """How long since each list was known current, None for a list never loaded.
+
+        Known current: replaced, or confirmed unchanged by the centre (the uploader's
+        last successful lists check).
+        """
+        with self._store.read() as db:
+            row = first_row(db, "SELECT MAX(lists_checked_at) AS at FROM sync_state")
+        checked = None if row is None or row["at"] is None else datetime.fromisoformat(row["at"])
+        ages: dict[str, timedelta | None] = {}
+        for name, applied in self.list_applied_at().items():
+            if applied is None:
+                ages[name] = None
+                continue
+            ages[name] = now - (applied if checked is None else max(applied, checked))
+        return ages
 
     def apply_snapshots(
         self, snapshots: Mapping[str, tuple[int, Sequence[Mapping[str, object]]]]
@@ -83,7 +124,32 @@ class GateState:
         Lists are ``LIST_NAMES`` and ``"directory"``. All go in one transaction. An unknown
         list name or a malformed item raises ``ValueError`` and nothing is applied.
         """
-        prepared = prepare(snapshots)
+        changes = []
+        for name, snapshot in snapshots.items():
+            if not isinstance(snapshot, tuple | list) or len(snapshot) != 2:
+                raise ValueError(f"{name}: expected a (version, items) pair")
+            changes.append(ListChange(name, snapshot[0], snapshot[1]))
+        return self.apply_changes(changes)
+
+    def apply_changes(self, changes: Sequence[ListChange]) -> list[str]:
+        """Apply snapshots and deltas in one transaction; return the names applied.
+
+        A list at a version not above the stored one is skipped (a replay, or an older
+        copy). A delta that does not start at the stored version raises ``ValueError``,
+        as does a malformed item or an unknown list, and then nothing is applied: the
+        caller asks for snapshots. A change of the centre's ``mode`` setting is recorded
+        in the mode history (see ``local_mode``).
+        """
+        snapshots = {c.name: (c.version, c.items) for c in changes if c.base_version is None}
+        prepared = {name: (version, rows) for name, version, rows in prepare(snapshots)}
+        deltas: list[tuple[ListChange, list[tuple[object, ...]]]] = []
+        for change in changes:
+            if change.base_version is None:
+                continue
+            if change.name not in DELTA_DELETES:
+                raise ValueError(f"{change.name} cannot arrive as a delta")
+            ((_, _, rows),) = prepare({change.name: (change.version, change.items)})
+            deltas.append((change, rows))
         applied: list[str] = []
         with self._store.write() as db:
             stored = {
@@ -91,24 +157,82 @@ class GateState:
                 for row in db.query("SELECT name, version FROM list_versions")
             }
             applied_at = utc_iso(self._store.clock())
-            for name, version, rows in prepared:
-                if version <= stored.get(name, 0):
-                    logger.info("list %s version %d skipped: have %d", name, version, stored[name])
+            old_mode = self._centre_mode(db)
+            for change in changes:
+                held = stored.get(change.name, 0)
+                if change.version <= held:
+                    logger.info("list %s v%d skipped: have v%d", change.name, change.version, held)
                     continue
-                table, columns, clear = TABLES[name]
-                db.execute(clear)
+                table, columns, clear = TABLES[change.name]
+                if change.base_version is None:
+                    db.execute(clear)
+                    rows = prepared[change.name][1]
+                else:
+                    if change.base_version != held:
+                        raise ValueError(
+                            f"{change.name}: delta from v{change.base_version}, gate holds v{held}"
+                        )
+                    rows = next(r for c, r in deltas if c is change)
+                    # Rows start with the pass id; replaced items go, then come back.
+                    gone = [*change.removed, *(row[0] for row in rows)]
+                    db.conn.executemany(DELTA_DELETES[change.name], [(key,) for key in gone])
                 db.table(table).insert_all(dict(zip(columns, row, strict=True)) for row in rows)
                 db.execute(
                     "INSERT INTO list_versions (name, version, applied_at) VALUES (?, ?, ?)"
                     " ON CONFLICT (name) DO UPDATE"
                     " SET version = excluded.version, applied_at = excluded.applied_at",
-                    (name, version, applied_at),
+                    (change.name, change.version, applied_at),
                 )
-                applied.append(name)
-        for name, version, rows in prepared:
-            if name in applied:
-                logger.info("list %s now at version %d (%d items)", name, version, len(rows))
+                applied.append(change.name)
+            new_mode = self._centre_mode(db)
+            if new_mode is not None and new_mode != old_mode:
+                db.execute(
+                    "INSERT INTO local_settings (key, value, set_at, set_by)"
+                    " VALUES ('mode', ?, ?, ?)",
+                    (new_mode, applied_at, CENTRE),
+                )
+                logger.info("the centre set the gate mode to %s", new_mode)
+        for change in changes:
+            if change.name in applied:
+                kind = "snapshot" if change.base_version is None else "delta"
+                logger.info("list %s now at v%d (%s)", change.name, change.version, kind)
         return applied
+
+    @staticmethod
+    def _centre_mode(db: Database) -> str | None:
+        row = first_row(db, "SELECT value FROM settings WHERE key = 'mode'")
+        if row is None:
+            return None
+        value = json.loads(row["value"])
+        return value if isinstance(value, str) and value in MODES else None
+
+    # -- the centre keys that sign the lists ---------------------------------------------------
+
+    def pin_centre_key(self, kid: str, public_key: bytes, *, by: str, at: datetime) -> bool:
+        """Trust ``public_key`` (raw Ed25519) to sign lists; False when already pinned."""
+        if len(public_key) != 32 or len(kid) != 8:
+            raise ValueError("a centre key is 32 raw bytes with an 8-character id")
+        with self._store.write() as db:
+            known = first_row(db, "SELECT public_key FROM centre_keys WHERE kid = ?", (kid,))
+            if known is not None:
+                if bytes(known["public_key"]) != public_key:
+                    raise ValueError(f"centre key {kid} is pinned with other bytes")
+                return False
+            db.execute(
+                "INSERT INTO centre_keys (kid, public_key, pinned_at, pinned_by)"
+                " VALUES (?, ?, ?, ?)",
+                (kid, public_key, aware_iso(at, "at"), by),
+            )
+        logger.info("pinned centre key %s (%s)", kid, by)
+        return True
+
+    def centre_keys(self) -> dict[str, bytes]:
+        """The pinned centre keys: kid -> raw public key."""
+        with self._store.read() as db:
+            return {
+                row["kid"]: bytes(row["public_key"])
+                for row in db.query("SELECT kid, public_key FROM centre_keys")
+            }
 
     def issuer_keys(self) -> list[tuple[str, bytes, bool]]:
         """Every issuer key as (kid, raw 32-byte Ed25519 public key, retired), by kid."""

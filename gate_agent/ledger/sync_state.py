@@ -37,6 +37,7 @@ class SyncStatus:
     alarm_text: str | None
     alarm_at: datetime | None
     centre_list_versions: dict[str, int]
+    lists_checked_at: datetime | None = None
 
     @property
     def backlog(self) -> int:
@@ -72,6 +73,7 @@ class SyncState:
             alarm_text=row.get("alarm_text"),
             alarm_at=_time(row.get("alarm_at")),
             centre_list_versions=json.loads(row["centre_list_versions"]),
+            lists_checked_at=_time(row.get("lists_checked_at")),
         )
 
     def acked_through(self) -> int:
@@ -94,6 +96,10 @@ class SyncState:
                 (self._stream_id, limit),
             )
             return list(rows)
+
+    def record_lists_check(self, at: datetime) -> None:
+        """The centre confirmed at ``at`` that the gate's lists are current."""
+        self._update({"lists_checked_at": utc_iso(at)})
 
     def record_attempt(self, at: datetime) -> None:
         """Note that an upload was tried at ``at``."""

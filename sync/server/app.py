@@ -2,8 +2,9 @@
 
 Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
-``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/admin/gates``,
-``GET /v1/admin/gates/{gate}/sync-log``, ``GET /v1/admin/entries``.
+``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
+``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack
@@ -86,12 +89,32 @@ def create_app(
         return error(503, "store_unavailable", "try again later", **_retry_after())
 
     @app.post("/v1/gates/enrol", response_model=None)
-    def enrol(body: EnrolRequest) -> dict[str, str] | JSONResponse:
+    def enrol(body: EnrolRequest) -> dict[str, Any] | JSONResponse:
         token = new_token()
         code_hash = secret_hash(normalise_code(body.code))
         if not store.enrol(body.gate_id, code_hash, secret_hash(token), clock()):
             return error(403, "enrol_refused", "the code is unknown, used or expired")
-        return {"token": token}
+        # The gate pins the centre key it learns here: every lists document must carry
+        # its signature. The installer trusts this answer as they trust the code.
+        return {"token": token, "centre_key": issuer.centre_public()}
+
+    @app.get("/v1/gates/{gate}/lists", response_model=None)
+    def lists(
+        gate: GatePath,
+        request: Request,
+        have: Annotated[str, Query(max_length=400)] = "",
+    ) -> Response:
+        refused = gate_auth(request, gate)
+        if refused is not None:
+            return refused
+        held = _parse_have(have)
+        if held is None:
+            return error(422, "bad_have", "have is name:version pairs separated by commas")
+        document = issuer.signed_lists(clock(), gate_id=gate, have=held)
+        return Response(
+            json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+            media_type="application/json",
+        )
 
     @app.post("/v1/gates/{gate}/streams/{stream}/batches", response_model=None)
     async def upload(gate: GatePath, stream: StreamPath, request: Request) -> Response:
@@ -108,6 +131,11 @@ def create_app(
             batch = parse_batch(inflate(body, request.headers.get("content-encoding")))
         except BodyError as exc:
             return error(exc.status, exc.code, exc.detail)
+        except ClientDisconnect:
+            # The connection closed inside the body (a flaky link, a gate restarting):
+            # nothing is stored, nobody waits for this reply, and the gate sends again.
+            logger.info("gate %s: upload cut short by the connection closing", gate)
+            return error(400, "body_cut", "the connection closed inside the body")
         except ValueError:
             return error(400, "bad_request", "Content-Length is not a number")
         now = clock()
@@ -174,6 +202,44 @@ def create_app(
             lines, media_type="application/x-ndjson", headers={"X-Next-After": str(following)}
         )
 
+    @app.get("/v1/admin/logs", response_model=None)
+    def logs(
+        request: Request,
+        *,
+        fmt: Annotated[Literal["csv", "xlsx", "jsonl"], Query(alias="format")] = "csv",
+        since: Annotated[str | None, Query(max_length=40)] = None,
+        until: Annotated[str | None, Query(max_length=40)] = None,
+        gate: Annotated[str | None, Query(pattern=GATE_ID)] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_ENTRIES_PAGE)] = 1000,
+    ) -> Response:
+        refused = admin_auth(request)
+        if refused is not None:
+            return refused
+        try:
+            wanted = pull.PullFilter(
+                since=pull.parse_moment(since, end_of_day=False) if since else None,
+                until=pull.parse_moment(until, end_of_day=True) if until else None,
+                gate_id=gate,
+            )
+        except ValueError:
+            return error(422, "bad_query", "since and until are dates or ISO 8601 times")
+        headers = {"Content-Disposition": f'attachment; filename="{pull.filename(fmt, wanted)}"'}
+        if fmt == "jsonl":
+            rows, following = pull.page(store, wanted, after, limit)
+            lines = "".join(pull.text_chunks(rows, "jsonl"))
+            headers["X-Next-After"] = str(following)
+            return Response(lines, media_type=pull.MEDIA_TYPES[fmt], headers=headers)
+        if fmt == "xlsx":
+            data, _ = pull.xlsx_bytes(pull.rows(store, wanted, after=after))
+            return Response(data, media_type=pull.MEDIA_TYPES[fmt], headers=headers)
+        chunks = pull.text_chunks(pull.rows(store, wanted, after=after), "csv")
+        return StreamingResponse(
+            (chunk.encode("utf-8") for chunk in chunks),
+            media_type=pull.MEDIA_TYPES[fmt],
+            headers=headers,
+        )
+
     return app
 
 
@@ -183,6 +249,17 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _parse_have(text: str) -> dict[str, int] | None:
+    """``keys:3,revocations:12`` as a dict; None when malformed."""
+    held: dict[str, int] = {}
+    for part in filter(None, text.split(",")):
+        name, sep, number = part.partition(":")
+        if not sep or not number.isdigit() or not name.isidentifier() or len(number) > 18:
+            return None
+        held[name] = int(number)
+    return held
 
 
 def _challenge() -> dict[str, str]:

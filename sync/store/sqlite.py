@@ -2,11 +2,16 @@
 
 A list's version goes up in the transaction that changes it: ``keys`` when a key is
 added, ``revocations`` when a pass is revoked, ``isolations`` when one is ordered or
-lifted, ``directory`` when a pass is issued or revoked.
+lifted, ``directory`` when a pass is issued or revoked, ``settings`` when an admin
+sets a gate setting. For the large lists (revocations, directory) the same
+transaction records which pass ids changed at that version (``list_changes``), so a
+gate at an older version can be sent a delta: those ids' current items, or their
+removal.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -57,6 +62,28 @@ CREATE INDEX IF NOT EXISTS isolations_household ON isolations(household_id);
 CREATE TABLE IF NOT EXISTS list_versions (
     name TEXT PRIMARY KEY,
     version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS list_changes (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    item_key TEXT NOT NULL,
+    PRIMARY KEY (name, version, item_key)
+);
+CREATE TABLE IF NOT EXISTS gate_settings (
+    gate_id TEXT NOT NULL,          -- '' for every gate; a gate's own value wins
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,            -- JSON
+    set_at TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    PRIMARY KEY (gate_id, key)
+);
+CREATE TABLE IF NOT EXISTS gate_settings_history (
+    id INTEGER PRIMARY KEY,
+    gate_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,                     -- JSON; NULL when the setting was cleared
+    set_at TEXT NOT NULL,
+    set_by TEXT NOT NULL
 );
 """
 
@@ -139,12 +166,51 @@ class CentralStore:
                 raise
             self._db.execute("COMMIT")
 
-    def _bump(self, db: sqlite3.Connection, name: str) -> None:
-        db.execute(
+    def _bump(self, db: sqlite3.Connection, name: str, *changed: str) -> int:
+        """Raise a list's version; record the item keys that changed with it."""
+        (version,) = db.execute(
             "INSERT INTO list_versions(name, version) VALUES (?, 1) "
-            "ON CONFLICT(name) DO UPDATE SET version = version + 1",
+            "ON CONFLICT(name) DO UPDATE SET version = version + 1 RETURNING version",
             (name,),
+        ).fetchone()
+        db.executemany(
+            "INSERT OR IGNORE INTO list_changes(name, version, item_key) VALUES (?, ?, ?)",
+            [(name, version, key) for key in changed],
         )
+        return int(version)
+
+    def raise_version(self, name: str, above: int) -> None:
+        """Raise a list's stored version so the next one sent is above ``above``.
+
+        A gate can hold a version the centre does not know only after the centre was
+        restored from an older backup; sending it a lower version would be ignored.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO list_versions(name, version) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET version = MAX(version, excluded.version)",
+                (name, above),
+            )
+            # Older change records cannot describe a delta across the jump.
+            db.execute("DELETE FROM list_changes WHERE name = ?", (name,))
+
+    def changed_keys(self, name: str, since: int) -> set[str] | None:
+        """Item keys of ``name`` changed after version ``since``; None when not recorded.
+
+        The change log starts with the first change; a gate older than what it holds
+        (or a list whose versions were raised without keys) is sent a snapshot.
+        """
+        with self._lock:
+            first = self._db.execute(
+                "SELECT MIN(version) FROM list_changes WHERE name = ?", (name,)
+            ).fetchone()[0]
+            if first is None or since < first - 1:
+                return None
+            rows = self._db.execute(
+                "SELECT DISTINCT item_key FROM list_changes WHERE name = ? AND version > ?",
+                (name, since),
+            )
+            return {row[0] for row in rows}
 
     def list_version(self, name: str) -> int:
         """The current version of a downlink list; 0 when it never changed."""
@@ -199,7 +265,7 @@ class CentralStore:
                     _iso(now),
                 ),
             )
-            self._bump(db, "directory")
+            self._bump(db, "directory", fields.pass_id)
 
     def get_pass(self, pass_id: str) -> PassRow:
         """One issued pass; NotFound when there is none."""
@@ -222,8 +288,8 @@ class CentralStore:
                 (_iso(now), reason, pass_id),
             ).rowcount
             if changed:
-                self._bump(db, "revocations")
-                self._bump(db, "directory")
+                self._bump(db, "revocations", pass_id)
+                self._bump(db, "directory", pass_id)
         return bool(changed)
 
     def isolate(
@@ -276,6 +342,47 @@ class CentralStore:
             (_iso(now),),
         )
         return [(r[0], r[1], r[2] or "") for r in rows]
+
+    # -- gate settings ----------------------------------------------------------------------
+
+    def set_setting(self, gate_id: str, key: str, value: object, *, by: str, now: datetime) -> None:
+        """Set a gate setting (``gate_id`` '' for every gate); ``value`` None clears it."""
+        text = None if value is None else json.dumps(value)
+        with self._tx() as db:
+            if text is None:
+                db.execute(
+                    "DELETE FROM gate_settings WHERE gate_id = ? AND key = ?", (gate_id, key)
+                )
+            else:
+                db.execute(
+                    "INSERT INTO gate_settings(gate_id, key, value, set_at, set_by)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(gate_id, key) DO UPDATE"
+                    " SET value = excluded.value, set_at = excluded.set_at,"
+                    " set_by = excluded.set_by",
+                    (gate_id, key, text, _iso(now), by),
+                )
+            db.execute(
+                "INSERT INTO gate_settings_history(gate_id, key, value, set_at, set_by)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (gate_id, key, text, _iso(now), by),
+            )
+            self._bump(db, "settings")
+
+    def settings_rows(self) -> list[tuple[str, str, object, str, str]]:
+        """Every setting as (gate_id, key, value, set_at, set_by); gate '' is every gate."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT gate_id, key, value, set_at, set_by FROM gate_settings"
+                " ORDER BY gate_id, key"
+            ).fetchall()
+        return [(g, k, json.loads(v), at, by) for g, k, v, at, by in rows]
+
+    def settings_for(self, gate_id: str) -> dict[str, object]:
+        """The settings a gate gets: those for every gate, overridden by its own."""
+        rows = self.settings_rows()
+        merged = {key: value for owner, key, value, _, _ in rows if owner == ""}
+        merged.update({key: value for owner, key, value, _, _ in rows if owner == gate_id})
+        return merged
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes in force or to come: issued, not revoked, valid until after ``now``.

@@ -79,6 +79,9 @@ class StreamStore(Protocol):
     def gate_for_token(self, token_hash: str) -> str | None:
         """The gate whose token has this hash, or None."""
 
+    def token_hash(self, gate_id: str) -> str | None:
+        """The hash of a gate's current token; None for an unknown or never enrolled gate."""
+
     def ingest(
         self,
         gate_id: str,
@@ -87,8 +90,17 @@ class StreamStore(Protocol):
         *,
         now: datetime,
         list_versions: Mapping[str, int],
+        reference_time: datetime | None = None,
+        correct_clock: bool = True,
     ) -> Ack | StreamConflict:
-        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send."""
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send.
+
+        ``reference_time`` is the centre's time standing for the batch's
+        ``sent_monotonic_ns`` in the clock correction (None: ``now``, a live upload);
+        ``correct_clock=False`` corrects no entry. A batch given a ``reference_time``
+        did not arrive live (an imported bundle), so the gate's ``last_seen``, clock
+        offset and backlog are left as they are.
+        """
 
     def stored_through(self, gate_id: str, stream_id: str) -> int:
         """How far the centre holds a stream; 0 for a stream it never saw."""

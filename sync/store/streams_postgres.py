@@ -263,6 +263,14 @@ class PostgresStreamStore:
             ).fetchone()
         return None if found is None else str(found[0])
 
+    def token_hash(self, gate_id: str) -> str | None:
+        """The hash of a gate's current token; None for an unknown or never enrolled gate."""
+        with self._tx("read token") as conn:
+            found = conn.execute(
+                "SELECT token_hash FROM gates WHERE gate_id = %s", (gate_id,)
+            ).fetchone()
+        return None if found is None or found[0] is None else str(found[0])
+
     # -- ingest -------------------------------------------------------------------------
 
     def ingest(
@@ -273,9 +281,18 @@ class PostgresStreamStore:
         *,
         now: datetime,
         list_versions: Mapping[str, int],
+        reference_time: datetime | None = None,
+        correct_clock: bool = True,
     ) -> Ack | StreamConflict:
-        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send."""
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send.
+
+        ``reference_time`` stands for the batch's ``sent_monotonic_ns`` in the clock
+        correction (None: ``now``); ``correct_clock=False`` corrects no entry. With a
+        ``reference_time`` the batch did not arrive live, so gate health is left alone.
+        """
         now = _aware(now)
+        live = reference_time is None
+        reference = _aware(reference_time or now) if correct_clock else None
         first = batch.first_seq
         last = first + len(batch.entries) - 1
         with self._tx("ingest") as conn:
@@ -304,13 +321,21 @@ class PostgresStreamStore:
                     )
                 }
             reply, result, rows = self._plan(
-                conn, batch, gate_id=gate_id, stream_id=stream_id, stored=stored, held=held, now=now
+                conn,
+                batch,
+                gate_id=gate_id,
+                stream_id=stream_id,
+                stored=stored,
+                held=held,
+                now=now,
+                reference=reference,
             )
-            conn.execute(
-                "UPDATE gates SET last_seen = %s, last_clock_offset_ms = %s, last_backlog = %s"
-                " WHERE gate_id = %s",
-                (now, clock_offset_ms(batch, now), batch.backlog, gate_id),
-            )
+            if live:
+                conn.execute(
+                    "UPDATE gates SET last_seen = %s, last_clock_offset_ms = %s,"
+                    " last_backlog = %s WHERE gate_id = %s",
+                    (now, clock_offset_ms(batch, now), batch.backlog, gate_id),
+                )
             conn.execute(
                 "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -343,6 +368,7 @@ class PostgresStreamStore:
         stored: int,
         held: Mapping[int, tuple[str, bool]],
         now: datetime,
+        reference: datetime | None,
     ) -> tuple[int | StreamConflict, str, list[Row]]:
         """The reply, the sync-log result and the new rows (without their ingest ids)."""
         first = batch.first_seq
@@ -391,7 +417,7 @@ class PostgresStreamStore:
                     bool(problems),
                     _text("; ".join(problems)) or None,
                     _text(wall) if isinstance(wall, str) else None,
-                    corrected_time(entry, batch, now),
+                    None if reference is None else corrected_time(entry, batch, reference),
                     now,
                 )
             )

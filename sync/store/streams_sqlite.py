@@ -188,6 +188,14 @@ class SqliteStreamStore:
             found = row.fetchone()
         return None if found is None else str(found[0])
 
+    def token_hash(self, gate_id: str) -> str | None:
+        """The hash of a gate's current token; None for an unknown or never enrolled gate."""
+        with self._read() as db:
+            found = db.execute(
+                "SELECT token_hash FROM gates WHERE gate_id = ?", (gate_id,)
+            ).fetchone()
+        return None if found is None or found[0] is None else str(found[0])
+
     # -- ingest -------------------------------------------------------------------------
 
     def ingest(
@@ -198,8 +206,16 @@ class SqliteStreamStore:
         *,
         now: datetime,
         list_versions: Mapping[str, int],
+        reference_time: datetime | None = None,
+        correct_clock: bool = True,
     ) -> Ack | StreamConflict:
-        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send."""
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send.
+
+        ``reference_time`` stands for the batch's ``sent_monotonic_ns`` in the clock
+        correction (None: ``now``); ``correct_clock=False`` corrects no entry. With a
+        ``reference_time`` the batch did not arrive live, so gate health is left alone.
+        """
+        reference = (reference_time or now) if correct_clock else None
         first = batch.first_seq
         last = first + len(batch.entries) - 1
         with self._tx() as db:
@@ -208,13 +224,14 @@ class SqliteStreamStore:
                 (gate_id, stream_id),
             )
             stored = _stored_through(db, gate_id, stream_id)
-            db.execute(
-                "UPDATE gates SET last_seen = ?, last_clock_offset_ms = ?, last_backlog = ?"
-                " WHERE gate_id = ?",
-                (_iso(now), clock_offset_ms(batch, now), batch.backlog, gate_id),
-            )
+            if reference_time is None:
+                db.execute(
+                    "UPDATE gates SET last_seen = ?, last_clock_offset_ms = ?, last_backlog = ?"
+                    " WHERE gate_id = ?",
+                    (_iso(now), clock_offset_ms(batch, now), batch.backlog, gate_id),
+                )
             reply, result, count = self._apply(
-                db, gate_id, stream_id, batch, stored=stored, now=now
+                db, gate_id, stream_id, batch, stored=stored, now=now, reference=reference
             )
             db.execute(
                 "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
@@ -247,6 +264,7 @@ class SqliteStreamStore:
         *,
         stored: int,
         now: datetime,
+        reference: datetime | None,
     ) -> tuple[int | StreamConflict, str, int]:
         first = batch.first_seq
         if first > stored + 1:
@@ -273,7 +291,7 @@ class SqliteStreamStore:
         for seq, entry in new:
             problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
             digest = claimed_hash(entry)
-            corrected = corrected_time(entry, batch, now)
+            corrected = None if reference is None else corrected_time(entry, batch, reference)
             wall = entry.get("wall_time")
             raw_prev = entry.get("prev_hash")
             db.execute(

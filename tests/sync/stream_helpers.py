@@ -108,6 +108,7 @@ class Centre:
 
     def __init__(self, data_dir: Path, dsn: str | None = None) -> None:
         """Open both stores in ``data_dir`` (streams on ``dsn`` when given)."""
+        self.data_dir = data_dir
         self.central = CentralStore(data_dir / "central.sqlite3")
         self.streams = open_streams(data_dir, dsn)
         self.issuer = Issuer(data_dir, self.central)

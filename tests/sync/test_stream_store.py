@@ -164,6 +164,58 @@ def test_unsynced_clocks_are_corrected_from_monotonic_time(
     assert all(r.corrected_time is None for r in store.entries_after(2, 10))
 
 
+def unsynced_pair(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first two entries as made with an unsynced clock, still chained."""
+    unsynced = [dict(e, clock_synced=0) for e in entries[:2]]
+    unsynced[0]["hash"] = row_hash(unsynced[0])
+    unsynced[1]["prev_hash"] = unsynced[0]["hash"]
+    unsynced[1]["hash"] = row_hash(unsynced[1])
+    return unsynced
+
+
+def test_a_reference_time_stands_for_the_batch_and_leaves_gate_health_alone(
+    store: StreamStore, stream: Stream
+) -> None:
+    stream_id, entries = stream
+    exported = NOW - timedelta(days=3)
+    reply = store.ingest(
+        GATE, stream_id, batch(unsynced_pair(entries), sent_at=exported, backlog=9),
+        now=NOW, list_versions={}, reference_time=exported,
+    )  # fmt: skip
+    assert isinstance(reply, Ack)
+    assert (reply.stored_through, reply.server_time) == (2, NOW)
+    first = store.entries_after(0, 1)[0]
+    lag = timedelta(microseconds=(SENT_MONO - entries[0]["monotonic_ns"]) / 1000)
+    assert first.corrected_time == exported - lag  # not NOW - lag
+    assert first.received_at == NOW
+    gate = store.gates()[0]  # not seen live: no last_seen, offset or backlog from a bundle
+    assert (gate.last_seen, gate.last_clock_offset_ms, gate.last_backlog) == (None, None, None)
+    assert store.sync_log(GATE, 1)[0].result == "stored"
+
+
+def test_correct_clock_false_corrects_no_entry(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    reply = store.ingest(
+        GATE, stream_id, batch(unsynced_pair(entries), clock_synced=False),
+        now=NOW, list_versions={}, reference_time=NOW, correct_clock=False,
+    )  # fmt: skip
+    assert isinstance(reply, Ack)
+    assert reply.stored_through == 2
+    assert [r.corrected_time for r in store.entries_after(0, 10)] == [None, None]
+    assert not any(r.flagged for r in store.entries_after(0, 10))
+
+
+def test_token_hash_is_the_current_tokens(store: StreamStore) -> None:
+    assert store.token_hash("g1") is None  # unknown gate
+    store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
+    assert store.token_hash("g1") is None  # known, not enrolled
+    assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
+    assert store.token_hash("g1") == secret_hash("t1")
+    store.add_enrol_code("g1", secret_hash("two"), NOW + timedelta(hours=1))
+    assert store.enrol("g1", secret_hash("two"), secret_hash("t2"), NOW)
+    assert store.token_hash("g1") == secret_hash("t2")  # re-enrolment replaces it
+
+
 def test_synced_entries_keep_no_corrected_time(store: StreamStore, stream: Stream) -> None:
     stream_id, entries = stream
     ingest(store, stream_id, entries[:2], backlog=7)

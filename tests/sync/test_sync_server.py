@@ -98,7 +98,13 @@ def test_a_gzip_batch_is_acknowledged_with_the_list_versions(harness: Harness) -
     ack = Ack.model_validate_json(reply.text)
     assert ack.stored_through == 10
     assert ack.server_time == harness.clock()
-    assert ack.list_versions == {"keys": 1, "revocations": 1, "isolations": 1, "directory": 1}
+    assert ack.list_versions == {
+        "keys": 1,
+        "revocations": 1,
+        "isolations": 1,
+        "settings": 1,
+        "directory": 1,
+    }
     cursor = harness.client.get(
         f"/v1/gates/{GATE}/streams/{harness.stream_id}",
         headers={"Authorization": f"Bearer {harness.token}"},
