@@ -18,12 +18,16 @@ PACE   ?= 2.5
 # it provides is already there (package names differ across releases: Debian 13
 # ships libzbar0t64, which provides libzbar0). chromium and a CJK font are for
 # the console's browser tests and screenshots: Playwright drives Debian's
-# chromium, never a browser it downloads.
+# chromium, never a browser it downloads. postgresql gives the server binaries the
+# tests start their own throwaway PostgreSQL from (tests/pg.py); no system cluster is
+# wanted, so before installing it we tell postgresql-common not to create one.
 APT_PROBES := \
   libzbar0:'/sbin/ldconfig -p | grep -q "libzbar\.so\.0"' \
   python3-venv:'$(PYTHON) -c "import ensurepip, venv"' \
   chromium:'test -x /usr/bin/chromium' \
-  fonts-noto-cjk:'fc-list :lang=zh | grep -q .'
+  fonts-noto-cjk:'fc-list :lang=zh | grep -q .' \
+  postgresql:'ls /usr/lib/postgresql/*/bin/initdb'
+NO_MAIN_CLUSTER := /etc/postgresql-common/createcluster.d/gate-station-no-main.conf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install system-deps demo test lint typecheck importlint pytest bench clean
@@ -42,6 +46,10 @@ system-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  case " $$missing " in *" postgresql "*) \
+	    $(SUDO) mkdir -p $(dir $(NO_MAIN_CLUSTER)); \
+	    echo "create_main_cluster = false" | $(SUDO) tee $(NO_MAIN_CLUSTER) >/dev/null;; \
+	  esac; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed, found " + sys.version)'

@@ -10,6 +10,7 @@ import re
 import stat
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
-from sync.store import CentralStore, SqliteStreamStore
+from sync.store import CentralStore, SqliteStreamStore, StreamStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
 _GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     enrol = gates.add_parser("enrol", help="make a one-time enrolment code for a gate")
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
+    _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
     set_ = gates.add_parser("set", help="set gate settings (mode, thresholds) sent to gates")
     set_.add_argument("settings", nargs="+", metavar="KEY=VALUE", help=_SETTINGS_HELP)
@@ -147,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--admin-token-file", type=Path, help="with --server: the admin token's file (mode 0600)"
     )
+    _dsn_option(pull)
     pull.set_defaults(handler=_pull)
 
     imp = commands.add_parser(
@@ -154,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("path", type=Path, help="the bundle file `gate-agent export-bundle` wrote")
     imp.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    _dsn_option(imp)
     imp.set_defaults(handler=_import_bundle)
 
     serve = commands.add_parser("serve", help="run the central sync server")
@@ -168,8 +172,29 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--access-log", action="store_true", help="log every request (off: the sync log has them)"
     )
+    _dsn_option(serve)
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def _dsn_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--dsn",
+        help="keep gates' streams in this PostgreSQL database (libpq DSN, e.g."
+        " postgresql://gate_sync@db/gate_sync; env GATE_SYNC_DSN); default: the data"
+        " folder's SQLite file. Keys, passes and lists stay in the data folder.",
+    )
+
+
+def open_streams(args: argparse.Namespace, issuer: Issuer) -> StreamStore:
+    """The stream store: PostgreSQL when a DSN is given (option or env), else the SQLite file."""
+    dsn = args.dsn or os.environ.get("GATE_SYNC_DSN")
+    if dsn:
+        # Imported only here: psycopg is the optional `postgres` extra.
+        from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
+
+        return PostgresStreamStore(dsn)
+    return SqliteStreamStore(issuer.store.path)
 
 
 def _keys_new(args: argparse.Namespace, issuer: Issuer) -> int:
@@ -342,7 +367,7 @@ def _setting_value(key: str, text: str) -> object:
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
     return 0
@@ -372,7 +397,7 @@ def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
     if args.admin_token_file:
         raise ValueError("--admin-token-file goes with --server")
     wanted = _pull_filter(args)
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         count = pull.write(pull.rows(streams, wanted, _pull_progress), args.format, args.out)
     return _pull_done(count)
 
@@ -382,6 +407,8 @@ def _pull_remote(args: argparse.Namespace) -> int:
 
     if not args.admin_token_file:
         raise ValueError("--server needs --admin-token-file")
+    if args.dsn:
+        raise ValueError("--dsn reads the database from here, --server over HTTP: give one")
     token = read_admin_token(args.admin_token_file)
     wanted = _pull_filter(args)
     rows = remote_rows(args.server, token, wanted, _pull_progress)
@@ -397,7 +424,7 @@ def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
         end = "" if sys.stderr.isatty() else "\n"
         print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
 
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         try:
             loaded = bundle_import.load(args.path, streams)
             summary = bundle_import.ingest(
@@ -433,7 +460,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     from sync.server.app import create_app  # noqa: PLC0415
 
     admin_token = read_admin_token(args.admin_token_file)
-    with SqliteStreamStore(issuer.store.path) as streams:
+    with closing(open_streams(args, issuer)) as streams:
         app = create_app(streams, issuer, admin_token)
         # Every batch is in the sync log already; a line per request would flood the
         # journal when hundreds of gates upload (--access-log turns it on).

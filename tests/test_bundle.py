@@ -70,7 +70,7 @@ def export(ledger: Ledger, path: Path, **kw: Any) -> Path:
 
 
 def import_(opened: Centre, path: Path, *args: str) -> int:
-    data = opened.streams.path.parent
+    data = opened.data_dir
     return sync_cli.main(["--data-dir", str(data), "import-bundle", str(path), *args])
 
 

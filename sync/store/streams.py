@@ -1,7 +1,7 @@
 """The interface of central stream storage: gates, enrolment codes, streams, entries, sync log.
 
-``StreamStore`` is what the sync server needs; ``SqliteStreamStore`` implements it
-now, and a PostgreSQL implementation is to pass the same tests. Times are aware UTC.
+``StreamStore`` is what the sync server needs; ``SqliteStreamStore`` and
+``PostgresStreamStore`` implement it and pass the same tests. Times are aware UTC.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 
 from gate_agent.ledger import Ledger
@@ -21,7 +22,7 @@ from gate_agent.ledger.wire import wire_entries
 from sync.issuer import Issuer
 from sync.protocol import Batch
 from sync.server.auth import new_enrol_code
-from sync.store import CentralStore, SqliteStreamStore
+from sync.store import CentralStore, SqliteStreamStore, StreamStore
 from tests.ledger.helpers import draft
 
 GATE = "gate-a"
@@ -76,13 +77,40 @@ def gzip_body(payload: dict[str, Any]) -> bytes:
     return gzip.compress(json.dumps(payload).encode("utf-8"), mtime=0)
 
 
-class Centre:
-    """A central data folder: the issuer's store and the stream store on one file."""
+#: The stream store implementations every store and server test runs against.
+STORES = ["sqlite", "postgres"]
 
-    def __init__(self, data_dir: Path) -> None:
-        """Open both stores in ``data_dir``."""
+
+def store_dsn(request: pytest.FixtureRequest) -> str | None:
+    """A fresh PostgreSQL DSN when the test's param is ``postgres`` (else None); may skip."""
+    if getattr(request, "param", "sqlite") != "postgres":
+        return None
+    return str(request.getfixturevalue("postgres_dsn"))
+
+
+def open_store(request: pytest.FixtureRequest, data_dir: Path) -> StreamStore:
+    """A fresh stream store of the kind the test's param names."""
+    return open_streams(data_dir, store_dsn(request))
+
+
+def open_streams(data_dir: Path, dsn: str | None) -> StreamStore:
+    """The stream store on PostgreSQL when given a DSN, else in the data folder's SQLite file."""
+    if dsn is not None:
+        from sync.store.streams_postgres import PostgresStreamStore
+
+        return PostgresStreamStore(dsn)
+    return SqliteStreamStore(data_dir / "central.sqlite3")
+
+
+class Centre:
+    """A central data folder: the issuer's store, and the stream store on the same file or
+    on PostgreSQL when given a DSN."""
+
+    def __init__(self, data_dir: Path, dsn: str | None = None) -> None:
+        """Open both stores in ``data_dir`` (streams on ``dsn`` when given)."""
+        self.data_dir = data_dir
         self.central = CentralStore(data_dir / "central.sqlite3")
-        self.streams = SqliteStreamStore(data_dir / "central.sqlite3")
+        self.streams = open_streams(data_dir, dsn)
         self.issuer = Issuer(data_dir, self.central)
 
     def code(self, gate_id: str = GATE, now: datetime = NOW) -> str:
@@ -96,9 +124,9 @@ class Centre:
 
 
 @contextmanager
-def centre(data_dir: Path) -> Iterator[Centre]:
+def centre(data_dir: Path, dsn: str | None = None) -> Iterator[Centre]:
     """An open ``Centre``, closed afterwards."""
-    opened = Centre(data_dir)
+    opened = Centre(data_dir, dsn)
     try:
         yield opened
     finally:

@@ -22,16 +22,17 @@ from tests.sync.stream_helpers import (
     batch,
     fill_ledger,
     ledger_entries,
+    open_store,
 )
 
 Stream = tuple[str, list[dict[str, Any]]]
 VERSIONS = {"keys": 2, "revocations": 1}
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StreamStore]:
-    """A fresh store with gate-a enrolled (PostgreSQL joins the params later)."""
-    opened = SqliteStreamStore(tmp_path / "central.sqlite3")
+    """A fresh store with gate-a enrolled, on each implementation."""
+    opened = open_store(request, tmp_path)
     try:
         opened.add_enrol_code(GATE, secret_hash("code"), NOW + timedelta(hours=1))
         assert opened.enrol(GATE, secret_hash("code"), secret_hash("token"), NOW)
@@ -220,16 +221,15 @@ def test_correct_clock_false_corrects_no_entry(store: StreamStore, stream: Strea
     assert not any(r.flagged for r in store.entries_after(0, 10))
 
 
-def test_token_hash_is_the_current_tokens(tmp_path: Path) -> None:
-    with SqliteStreamStore(tmp_path / "c.sqlite3") as store:
-        assert store.token_hash("g1") is None  # unknown gate
-        store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
-        assert store.token_hash("g1") is None  # known, not enrolled
-        assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
-        assert store.token_hash("g1") == secret_hash("t1")
-        store.add_enrol_code("g1", secret_hash("two"), NOW + timedelta(hours=1))
-        assert store.enrol("g1", secret_hash("two"), secret_hash("t2"), NOW)
-        assert store.token_hash("g1") == secret_hash("t2")  # re-enrolment replaces it
+def test_token_hash_is_the_current_tokens(store: StreamStore) -> None:
+    assert store.token_hash("g1") is None  # unknown gate
+    store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
+    assert store.token_hash("g1") is None  # known, not enrolled
+    assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
+    assert store.token_hash("g1") == secret_hash("t1")
+    store.add_enrol_code("g1", secret_hash("two"), NOW + timedelta(hours=1))
+    assert store.enrol("g1", secret_hash("two"), secret_hash("t2"), NOW)
+    assert store.token_hash("g1") == secret_hash("t2")  # re-enrolment replaces it
 
 
 def test_synced_entries_keep_no_corrected_time(store: StreamStore, stream: Stream) -> None:
@@ -241,16 +241,15 @@ def test_synced_entries_keep_no_corrected_time(store: StreamStore, stream: Strea
     assert gate.streams[0].stored_through == 2
 
 
-def test_enrol_codes_work_once_and_not_after_they_expire(tmp_path: Path) -> None:
-    with SqliteStreamStore(tmp_path / "c.sqlite3") as store:
-        store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
-        store.add_enrol_code("g1", secret_hash("late"), NOW - timedelta(seconds=1))
-        assert not store.enrol("g2", secret_hash("one"), secret_hash("t"), NOW)  # other gate
-        assert not store.enrol("g1", secret_hash("late"), secret_hash("t"), NOW)
-        assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
-        assert not store.enrol("g1", secret_hash("one"), secret_hash("t2"), NOW)
-        assert store.gate_for_token(secret_hash("t1")) == "g1"
-        assert store.gate_for_token(secret_hash("t2")) is None
+def test_enrol_codes_work_once_and_not_after_they_expire(store: StreamStore) -> None:
+    store.add_enrol_code("g1", secret_hash("one"), NOW + timedelta(hours=1))
+    store.add_enrol_code("g1", secret_hash("late"), NOW - timedelta(seconds=1))
+    assert not store.enrol("g2", secret_hash("one"), secret_hash("t"), NOW)  # other gate
+    assert not store.enrol("g1", secret_hash("late"), secret_hash("t"), NOW)
+    assert store.enrol("g1", secret_hash("one"), secret_hash("t1"), NOW)
+    assert not store.enrol("g1", secret_hash("one"), secret_hash("t2"), NOW)
+    assert store.gate_for_token(secret_hash("t1")) == "g1"
+    assert store.gate_for_token(secret_hash("t2")) is None
 
 
 def test_paging_by_ingest_cursor_never_skips_or_repeats(store: StreamStore, tmp_path: Path) -> None:
@@ -369,3 +368,48 @@ def test_a_batch_that_fails_fails_alone(tmp_path: Path, stream: Stream) -> None:
         assert [r.result for r in store.sync_log(GATE, 10)] == []  # its writes were undone
     finally:
         store.close()
+
+
+def test_nul_characters_are_stored_flagged_not_refused(store: StreamStore, stream: Stream) -> None:
+    stream_id, entries = stream
+    odd = dict(entries[0], wall_time="2026-03-01T08:00:00\x00+08:00")
+    odd["x\x00"] = "unknown column with a NUL in its name"
+    reply = ingest(store, stream_id, [odd])
+    assert isinstance(reply, Ack)
+    assert reply.flagged == (1,)
+    stored = store.entries_after(0, 1)[0]
+    assert stored.content == odd  # the content is kept as sent
+    assert "unknown column x" in (stored.problem or "")
+    assert ingest(store, stream_id, [odd]) == reply  # and a repeat is recognised
+
+
+def test_gates_resending_one_stream_concurrently_store_each_entry_once(
+    store: StreamStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "gate3.sqlite3"
+    stream_id = fill_ledger(path, 60)
+    entries = ledger_entries(path)
+    failures: list[BaseException] = []
+
+    def upload() -> None:
+        # A gate's uploader: contiguous batches of 6 from its cursor, the server's cursor on 409.
+        cursor = 0
+        try:
+            while cursor < 60:
+                reply = ingest(store, stream_id, entries[cursor : cursor + 6])
+                cursor = reply.stored_through if isinstance(reply, Ack) else reply.cursor
+        except BaseException as exc:  # reported below  # noqa: BLE001
+            failures.append(exc)
+
+    uploaders = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in uploaders:
+        thread.start()
+    for thread in uploaders:
+        thread.join()
+    assert failures == []
+    stored = store.entries_after(0, 1000)
+    assert [r.seq for r in stored] == list(range(1, 61))
+    assert not any(r.flagged for r in stored)
+    log = store.sync_log(GATE, 1000)
+    assert sum(row.count for row in log) == 60
+    assert {row.result for row in log} <= {"stored", "repeat"}

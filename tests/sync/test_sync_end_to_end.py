@@ -14,6 +14,7 @@ from sync.server.app import create_app
 from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
     GATE,
+    STORES,
     batch_dict,
     centre,
     fill_ledger,
@@ -23,17 +24,20 @@ from tests.sync.stream_helpers import (
 )
 
 
+@pytest.mark.parametrize("kind", STORES)
 def test_a_gate_enrols_uploads_and_an_admin_pulls_every_entry_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "central"
-    assert cli.main(["--data-dir", str(data), "gates", "enrol", GATE]) == 0
+    dsn = request.getfixturevalue("postgres_dsn") if kind == "postgres" else None
+    on_dsn = ["--dsn", dsn] if dsn else []
+    assert cli.main(["--data-dir", str(data), "gates", "enrol", GATE, *on_dsn]) == 0
     code = capsys.readouterr().out.strip()
     ledger = tmp_path / "gate" / "ledger.sqlite3"
     stream_id = fill_ledger(ledger, 60)
     entries = ledger_entries(ledger)
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    with centre(data) as opened:
+    with centre(data, dsn) as opened:
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN)
         with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
             enrolled = client.post("/v1/gates/enrol", json={"gate_id": GATE, "code": code})

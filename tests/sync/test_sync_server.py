@@ -18,6 +18,7 @@ from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
     GATE,
     OTHER_GATE,
+    STORES,
     Centre,
     TickingClock,
     batch_dict,
@@ -26,6 +27,7 @@ from tests.sync.stream_helpers import (
     gzip_body,
     ledger_entries,
     serving,
+    store_dsn,
 )
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -78,10 +80,13 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str
     return fill_ledger(ledger, 30), ledger_entries(ledger)
 
 
-@pytest.fixture
-def harness(tmp_path: Path, stream: tuple[str, list[dict[str, Any]]]) -> Iterator[Harness]:
+@pytest.fixture(params=STORES)
+def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, stream: tuple[str, list[dict[str, Any]]]
+) -> Iterator[Harness]:
+    """The server over each stream store (issuer data stays in the SQLite folder)."""
     clock = TickingClock()
-    with centre(tmp_path / "central") as opened:
+    with centre(tmp_path / "central", store_dsn(request)) as opened:
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, clock)
         with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
             yield Harness(opened, client, clock, stream)

@@ -1,0 +1,570 @@
+"""Central stream storage on PostgreSQL (psycopg 3): the same semantics as the SQLite store.
+
+Ingest is one transaction per batch. The stream's row is created if new and locked
+(``SELECT ... FOR UPDATE``), so batches of one stream are applied one at a time while
+other streams go on in parallel; the stream's cursor, its entries, the gate's health
+and the sync log then move together or not at all.
+
+``ingest_id`` is commit-ordered: the ids come from a one-row counter
+(``UPDATE ingest_counter ... RETURNING``) taken as the last step before the rows are
+written and the transaction commits. The counter's row lock is held until the commit,
+so a later id is never visible before an earlier one, and an admin paging entries by
+``ingest_id`` while gates upload never skips or repeats a row. (A sequence would hand
+out ids in start order and commit them in any order.) Everything else, validation
+included, is done before the counter is taken, so the serialised window is only the
+rows' ``COPY`` and the commit.
+
+Connections come from a small ``psycopg_pool`` pool, because the server runs its sync
+endpoints in a thread pool. Every database error becomes ``StoreError`` (the server
+answers 503 with Retry-After). The schema is created or migrated when the store opens
+(numbered migrations recorded in ``schema_version``, under an advisory lock so that
+replicas starting together do not race).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, LiteralString, Self
+
+from gate_agent.core.chain import genesis_hash
+from sync.errors import StoreError
+from sync.protocol import Ack, Batch, StreamConflict
+from sync.store.checks import (
+    claimed_hash,
+    clock_offset_ms,
+    content_json,
+    corrected_time,
+    entry_problems,
+)
+from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamView, SyncLogRow
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
+    raise StoreError(
+        "the PostgreSQL store needs psycopg and psycopg_pool: pip install 'gate-station[postgres]'"
+    ) from exc
+
+logger = logging.getLogger(__name__)
+
+POOL_SIZE = 8
+CONNECT_TIMEOUT_SECONDS = 10.0
+# Key of the advisory lock that serialises migrations (any constant of our own).
+_MIGRATION_LOCK = 0x6761_7465_7379_6E63  # "gatesync"
+
+# Each migration is a list of statements applied in one transaction; never edit one
+# that has shipped, add the next.
+_MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
+    (
+        """CREATE TABLE gates (
+            gate_id text COLLATE "C" PRIMARY KEY,
+            token_hash text UNIQUE,
+            enrolled_at timestamptz,
+            last_seen timestamptz,
+            last_clock_offset_ms bigint,
+            last_backlog bigint
+        )""",
+        """CREATE TABLE enrol_codes (
+            code_hash text PRIMARY KEY,
+            gate_id text COLLATE "C" NOT NULL REFERENCES gates(gate_id),
+            expires_at timestamptz NOT NULL,
+            used_at timestamptz
+        )""",
+        """CREATE TABLE streams (
+            gate_id text COLLATE "C" NOT NULL REFERENCES gates(gate_id),
+            stream_id text COLLATE "C" NOT NULL,
+            stored_through bigint NOT NULL DEFAULT 0 CHECK (stored_through >= 0),
+            PRIMARY KEY (gate_id, stream_id)
+        )""",
+        """CREATE TABLE entries (
+            ingest_id bigint PRIMARY KEY,
+            gate_id text COLLATE "C" NOT NULL,
+            stream_id text COLLATE "C" NOT NULL,
+            seq bigint NOT NULL CHECK (seq >= 1),
+            hash text NOT NULL,
+            prev_hash text,
+            content text NOT NULL,
+            flagged boolean NOT NULL,
+            problem text,
+            wall_time text,
+            corrected_time timestamptz,
+            received_at timestamptz NOT NULL,
+            UNIQUE (gate_id, stream_id, seq),
+            FOREIGN KEY (gate_id, stream_id) REFERENCES streams(gate_id, stream_id)
+        )""",
+        """CREATE TABLE sync_log (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            gate_id text COLLATE "C" NOT NULL,
+            stream_id text COLLATE "C" NOT NULL,
+            first_seq bigint NOT NULL,
+            last_seq bigint NOT NULL,
+            count integer NOT NULL,
+            result text NOT NULL,
+            at timestamptz NOT NULL
+        )""",
+        "CREATE INDEX sync_log_gate ON sync_log(gate_id, id)",
+        # One row: the last ingest_id handed out. Its row lock orders ids by commit.
+        """CREATE TABLE ingest_counter (
+            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            last_id bigint NOT NULL CHECK (last_id >= 0)
+        )""",
+        "INSERT INTO ingest_counter(singleton, last_id) VALUES (true, 0)",
+    ),
+)
+
+_COPY_ENTRIES: LiteralString = (
+    "COPY entries (ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+    " problem, wall_time, corrected_time, received_at) FROM STDIN"
+)
+
+Row = tuple[Any, ...]
+
+
+class PostgresStreamStore:
+    """``StreamStore`` on a PostgreSQL database given by a libpq DSN (tables in its search_path)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = POOL_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        """Connect, and create or migrate the stream tables."""
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise StoreError(f"not a PostgreSQL connection string: {exc}") from exc
+        self.where = _where(params)
+        try:
+            # One plain connection first: its failure says why (refused, no such database,
+            # authentication), where a pool would only time out.
+            with psycopg.connect(
+                dsn, autocommit=True, connect_timeout=max(2, round(connect_timeout))
+            ) as conn:
+                _configure(conn)
+                self._migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: cannot use as the central database: {exc}") from exc
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs={"autocommit": True, "application_name": "gate-sync"},
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            timeout=connect_timeout,
+            name="gate-sync-streams",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StoreError(f"{self.where}: cannot use as the central database: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the pool; safe to call twice."""
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        """Use as a context manager that closes the store."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the database is at."""
+        with self._tx("read schema version") as conn:
+            return int(_one(conn.execute("SELECT max(version) FROM schema_version")))
+
+    def _migrate(self, conn: psycopg.Connection[Row]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            current = int(
+                _one(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version"))
+            )
+            if current > len(_MIGRATIONS):
+                raise StoreError(
+                    f"{self.where}: the database schema is at version {current}, newer than"
+                    f" this gate-sync knows ({len(_MIGRATIONS)}): upgrade gate-sync"
+                )
+            for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (version,))
+                logger.info("%s: stream schema migrated to version %d", self.where, version)
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[psycopg.Connection[Row]]:
+        """A pooled connection in one transaction; database errors become ``StoreError``."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {what} failed: {exc}") from exc
+
+    # -- gates and enrolment ------------------------------------------------------------
+
+    def add_enrol_code(self, gate_id: str, code_hash: str, expires_at: datetime) -> None:
+        """Record a one-time enrolment code (its hash) for a gate, creating the gate."""
+        with self._tx("add enrol code") as conn:
+            conn.execute(
+                "INSERT INTO gates(gate_id) VALUES (%s) ON CONFLICT DO NOTHING", (gate_id,)
+            )
+            conn.execute(
+                "INSERT INTO enrol_codes(code_hash, gate_id, expires_at) VALUES (%s, %s, %s)",
+                (code_hash, gate_id, _aware(expires_at)),
+            )
+
+    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good."""
+        now = _aware(now)
+        with self._tx("enrol") as conn:
+            used = conn.execute(
+                "UPDATE enrol_codes SET used_at = %s WHERE code_hash = %s AND gate_id = %s"
+                " AND used_at IS NULL AND expires_at > %s",
+                (now, code_hash, gate_id, now),
+            ).rowcount
+            if not used:
+                return False
+            # A new enrolment replaces the gate's token: the old one stops working.
+            conn.execute(
+                "UPDATE gates SET token_hash = %s, enrolled_at = %s WHERE gate_id = %s",
+                (token_hash, now, gate_id),
+            )
+        logger.info("gate %s enrolled", gate_id)
+        return True
+
+    def gate_for_token(self, token_hash: str) -> str | None:
+        """The gate whose token has this hash, or None."""
+        with self._tx("find token") as conn:
+            found = conn.execute(
+                "SELECT gate_id FROM gates WHERE token_hash = %s", (token_hash,)
+            ).fetchone()
+        return None if found is None else str(found[0])
+
+    def token_hash(self, gate_id: str) -> str | None:
+        """The hash of a gate's current token; None for an unknown or never enrolled gate."""
+        with self._tx("read token") as conn:
+            found = conn.execute(
+                "SELECT token_hash FROM gates WHERE gate_id = %s", (gate_id,)
+            ).fetchone()
+        return None if found is None or found[0] is None else str(found[0])
+
+    # -- ingest -------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        gate_id: str,
+        stream_id: str,
+        batch: Batch,
+        *,
+        now: datetime,
+        list_versions: Mapping[str, int],
+        reference_time: datetime | None = None,
+        correct_clock: bool = True,
+    ) -> Ack | StreamConflict:
+        """Store a batch in one transaction (see docs/sync-protocol.md); the reply to send.
+
+        ``reference_time`` stands for the batch's ``sent_monotonic_ns`` in the clock
+        correction (None: ``now``); ``correct_clock=False`` corrects no entry. With a
+        ``reference_time`` the batch did not arrive live, so gate health is left alone.
+        """
+        now = _aware(now)
+        live = reference_time is None
+        reference = _aware(reference_time or now) if correct_clock else None
+        first = batch.first_seq
+        last = first + len(batch.entries) - 1
+        with self._tx("ingest") as conn:
+            conn.execute(
+                "INSERT INTO streams(gate_id, stream_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (gate_id, stream_id),
+            )
+            # Batches of one stream are applied one at a time from here to the commit.
+            stored = int(
+                _one(
+                    conn.execute(
+                        "SELECT stored_through FROM streams WHERE gate_id = %s AND stream_id = %s"
+                        " FOR UPDATE",
+                        (gate_id, stream_id),
+                    )
+                )
+            )
+            held: dict[int, tuple[str, bool]] = {}
+            if first <= stored:
+                held = {
+                    int(seq): (str(digest), bool(flag))
+                    for seq, digest, flag in conn.execute(
+                        "SELECT seq, hash, flagged FROM entries WHERE gate_id = %s"
+                        " AND stream_id = %s AND seq BETWEEN %s AND %s",
+                        (gate_id, stream_id, first, min(last, stored)),
+                    )
+                }
+            reply, result, rows = self._plan(
+                conn,
+                batch,
+                gate_id=gate_id,
+                stream_id=stream_id,
+                stored=stored,
+                held=held,
+                now=now,
+                reference=reference,
+            )
+            if live:
+                conn.execute(
+                    "UPDATE gates SET last_seen = %s, last_clock_offset_ms = %s,"
+                    " last_backlog = %s WHERE gate_id = %s",
+                    (now, clock_offset_ms(batch, now), batch.backlog, gate_id),
+                )
+            conn.execute(
+                "INSERT INTO sync_log(gate_id, stream_id, first_seq, last_seq, count, result, at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (gate_id, stream_id, first, last, len(rows), result, now),
+            )
+            if rows:
+                conn.execute(
+                    "UPDATE streams SET stored_through = %s WHERE gate_id = %s AND stream_id = %s",
+                    (last, gate_id, stream_id),
+                )
+                self._write_entries(conn, rows)
+        if isinstance(reply, StreamConflict):
+            return reply
+        held_flags = [seq for seq, (_, flag) in sorted(held.items()) if flag]
+        new_flags = [row[2] for row in rows if row[6]]
+        return Ack(
+            stored_through=reply,
+            flagged=tuple(held_flags + new_flags),
+            server_time=now,
+            list_versions=dict(list_versions),
+        )
+
+    def _plan(
+        self,
+        conn: psycopg.Connection[Row],
+        batch: Batch,
+        *,
+        gate_id: str,
+        stream_id: str,
+        stored: int,
+        held: Mapping[int, tuple[str, bool]],
+        now: datetime,
+        reference: datetime | None,
+    ) -> tuple[int | StreamConflict, str, list[Row]]:
+        """The reply, the sync-log result and the new rows (without their ingest ids)."""
+        first = batch.first_seq
+        if first > stored + 1:
+            return StreamConflict(error="gap", cursor=stored, seq=stored + 1), "gap", []
+        for offset, entry in enumerate(batch.entries):
+            seq = first + offset
+            if seq > stored:
+                break
+            found = held.get(seq)
+            if found is None or found[0] != claimed_hash(entry):
+                conflict = StreamConflict(error="content_conflict", cursor=stored, seq=seq)
+                return conflict, "content_conflict", []
+        skip = stored - first + 1
+        if skip >= len(batch.entries):
+            return stored, "repeat", []
+        if stored == 0:
+            prev = genesis_hash(stream_id)
+        elif stored in held:
+            prev = held[stored][0]
+        else:
+            prev = str(
+                _one(
+                    conn.execute(
+                        "SELECT hash FROM entries WHERE gate_id = %s AND stream_id = %s"
+                        " AND seq = %s",
+                        (gate_id, stream_id, stored),
+                    )
+                )
+            )
+        rows: list[Row] = []
+        for offset, entry in enumerate(batch.entries[skip:], start=skip):
+            seq = first + offset
+            problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
+            digest = claimed_hash(entry)
+            wall = entry.get("wall_time")
+            raw_prev = entry.get("prev_hash")
+            rows.append(
+                (
+                    gate_id,
+                    stream_id,
+                    seq,
+                    digest,
+                    _text(raw_prev) if isinstance(raw_prev, str) else None,
+                    content_json(entry),
+                    bool(problems),
+                    _text("; ".join(problems)) or None,
+                    _text(wall) if isinstance(wall, str) else None,
+                    None if reference is None else corrected_time(entry, batch, reference),
+                    now,
+                )
+            )
+            if problems:
+                logger.warning(
+                    "gate %s stream %s seq %d flagged: %s",
+                    gate_id,
+                    stream_id,
+                    seq,
+                    "; ".join(problems),
+                )
+            prev = digest
+        return first + len(batch.entries) - 1, "stored", rows
+
+    @staticmethod
+    def _write_entries(conn: psycopg.Connection[Row], rows: Sequence[Row]) -> None:
+        """Take the rows' ids from the counter and write them: the last step before COMMIT.
+
+        The counter row stays locked until this transaction commits, so the next
+        batch's ids are handed out only after these rows are visible.
+        """
+        top = int(
+            _one(
+                conn.execute(
+                    "UPDATE ingest_counter SET last_id = last_id + %s RETURNING last_id",
+                    (len(rows),),
+                )
+            )
+        )
+        base = top - len(rows)
+        with conn.cursor().copy(_COPY_ENTRIES) as copy:
+            for number, row in enumerate(rows, start=base + 1):
+                copy.write_row((number, *row))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def stored_through(self, gate_id: str, stream_id: str) -> int:
+        """How far the centre holds a stream; 0 for a stream it never saw."""
+        with self._tx("read cursor") as conn:
+            found = conn.execute(
+                "SELECT stored_through FROM streams WHERE gate_id = %s AND stream_id = %s",
+                (gate_id, stream_id),
+            ).fetchone()
+        return 0 if found is None else int(found[0])
+
+    def gates(self) -> list[GateView]:
+        """Every known gate with its streams, by gate id."""
+        with self._tx("read gates") as conn:
+            gates = conn.execute(
+                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog"
+                " FROM gates ORDER BY gate_id"
+            ).fetchall()
+            streams: dict[str, list[StreamView]] = {}
+            for gate, stream, through in conn.execute(
+                "SELECT gate_id, stream_id, stored_through FROM streams ORDER BY gate_id, stream_id"
+            ):
+                streams.setdefault(gate, []).append(StreamView(stream, int(through)))
+        return [
+            GateView(
+                gate_id=gate,
+                enrolled_at=enrolled,
+                last_seen=seen,
+                last_clock_offset_ms=None if offset is None else int(offset),
+                last_backlog=None if backlog is None else int(backlog),
+                streams=tuple(streams.get(gate, ())),
+            )
+            for gate, enrolled, seen, offset, backlog in gates
+        ]
+
+    def entries_after(self, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries with ``ingest_id`` above ``after``, in ingest order."""
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        with self._tx("read entries") as conn:
+            rows = conn.execute(
+                "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+                " problem, wall_time, corrected_time, received_at FROM entries"
+                " WHERE ingest_id > %s ORDER BY ingest_id LIMIT %s",
+                (after, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
+        """A gate's most recent batches, newest first."""
+        with self._tx("read sync log") as conn:
+            rows = conn.execute(
+                "SELECT gate_id, stream_id, first_seq, last_seq, count, result, at FROM sync_log"
+                " WHERE gate_id = %s ORDER BY id DESC LIMIT %s",
+                (gate_id, limit),
+            ).fetchall()
+        return [
+            SyncLogRow(
+                gate_id=row[0],
+                stream_id=row[1],
+                first_seq=int(row[2]),
+                last_seq=int(row[3]),
+                count=int(row[4]),
+                result=row[5],
+                at=row[6],
+            )
+            for row in rows
+        ]
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Each new connection reads and writes times in UTC."""
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _one(cursor: psycopg.Cursor[Row]) -> Any:
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("the database returned no row where one was expected")
+    return row[0]
+
+
+def _where(params: Mapping[str, Any]) -> str:
+    """The database as messages name it: host, port and name, never the password."""
+    host = params.get("host") or params.get("hostaddr") or "local socket"
+    port = params.get("port") or "5432"
+    return f"PostgreSQL {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
+
+
+def _text(value: str) -> str:
+    """Text PostgreSQL can hold: it refuses NUL characters (the entry's content keeps them)."""
+    return value.replace("\x00", "\\u0000")
+
+
+def _record(row: Row) -> EntryRecord:
+    return EntryRecord(
+        ingest_id=int(row[0]),
+        gate_id=row[1],
+        stream_id=row[2],
+        seq=int(row[3]),
+        hash=row[4],
+        prev_hash=row[5],
+        content=json.loads(row[6]),
+        flagged=bool(row[7]),
+        problem=row[8],
+        wall_time=row[9],
+        corrected_time=row[10],
+        received_at=row[11],
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """The moment in UTC; naive datetimes are refused, as the SQLite store does."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.astimezone(UTC)
