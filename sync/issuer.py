@@ -85,8 +85,11 @@ class Issuer:
         with self._lock:
             if not path.exists():
                 private = Ed25519PrivateKey.generate()
-                self._write_private(path, private)
-                log.info("created centre key %s", key_id(private.public_key()))
+                try:
+                    self._write_private(path, private)
+                    log.info("created centre key %s", key_id(private.public_key()))
+                except FileExistsError:
+                    pass  # another process made it meanwhile: use theirs
         private = self._load_path(path)
         return key_id(private.public_key()), private
 
@@ -246,12 +249,19 @@ class Issuer:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # Created 0600 from the start: never a moment when others could read it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Created 0600 from the start: never a moment when others could read it. Written
+        # whole under a temporary name, then linked into place: another process (a second
+        # server worker) sees no key or the whole key, and two never both make one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, path)  # FileExistsError when another process got there first
+        finally:
+            tmp.unlink()
 
     def _load(self, kid: str) -> Ed25519PrivateKey:
         return self._load_path(self._key_path(kid))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -273,3 +274,24 @@ def test_enrolled_gates_fetch_their_signed_lists(tmp_path: Path) -> None:
             assert client.get(f"/v1/gates/{OTHER_GATE}/lists", headers=auth).status_code == 403
             bad = client.get(f"/v1/gates/{GATE}/lists?have=keys", headers=auth)
             assert (bad.status_code, bad.json()["error"]) == (422, "bad_have")
+
+
+def _centre_key_in_process(data_dir: str, out: Any) -> None:
+    with CentralStore(Path(data_dir) / "central.sqlite3") as store:
+        out.put(Issuer(Path(data_dir), store).centre_public())
+
+
+def test_server_workers_starting_together_make_one_centre_key(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    workers = [
+        context.Process(target=_centre_key_in_process, args=(str(tmp_path), out)) for _ in range(6)
+    ]
+    for worker in workers:
+        worker.start()
+    keys = [out.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+        assert worker.exitcode == 0
+    assert len({key["kid"] for key in keys}) == 1
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["centre.pem"]
