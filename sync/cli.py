@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import segno
 from pydantic import ValidationError
@@ -36,12 +37,15 @@ from sync.server.auth import new_enrol_code
 from sync.store import CentralStore, SqliteStreamStore, StreamStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
+#: The environment variable carrying `serve`'s command line to its worker processes.
+WORKER_ARGV = "GATE_SYNC_SERVE_ARGV"
 _GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gate-sync` command; returns the process exit code."""
     args = _parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
     try:
@@ -138,6 +142,18 @@ def _parser() -> argparse.ArgumentParser:
     gates.add_parser("settings", help="show the gate settings").set_defaults(
         handler=_gates_settings
     )
+    listing = gates.add_parser("list", help="the fleet: last seen, backlog, clock, stale gates")
+    listing.add_argument(
+        "--stale-minutes", type=int, default=60, help="not seen for this long: stale (60)"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    _dsn_option(listing)
+    listing.set_defaults(handler=_gates_list)
+    log = gates.add_parser("log", help="a gate's latest batches as the centre answered them")
+    log.add_argument("gate_id")
+    log.add_argument("--limit", type=int, default=20, help="how many batches (20)")
+    _dsn_option(log)
+    log.set_defaults(handler=_gates_log)
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
     pull.add_argument("--since", help="date or ISO time (local when no offset)")
@@ -171,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--access-log", action="store_true", help="log every request (off: the sync log has them)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (1); more use more cores",
     )
     _dsn_option(serve)
     serve.set_defaults(handler=_serve)
@@ -373,6 +395,53 @@ def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
+def _gates_list(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not 1 <= args.stale_minutes <= 525_600:
+        raise ValueError("--stale-minutes must be between 1 and 525600")
+    now = datetime.now(UTC)
+    horizon = now - timedelta(minutes=args.stale_minutes)
+    with closing(open_streams(args, issuer)) as streams:
+        views = streams.gates()
+    rows = [
+        {
+            "gate_id": v.gate_id,
+            "enrolled": v.enrolled_at is not None,
+            "last_seen": v.last_seen.isoformat() if v.last_seen else None,
+            "stale": v.last_seen is None or v.last_seen < horizon,
+            "backlog": v.last_backlog,
+            "clock_offset_ms": v.last_clock_offset_ms,
+            "stored": sum(s.stored_through for s in v.streams),
+        }
+        for v in views
+    ]
+    if args.json:
+        print(json.dumps({"server_time": now.isoformat(), "gates": rows}, ensure_ascii=False))
+        return 0
+    print(f"{'gate':<24} {'last seen (UTC)':<20} {'backlog':>8} {'clock ms':>9} {'stored':>9}")
+    for row in rows:
+        seen = str(row["last_seen"] or "never")[:19].replace("T", " ")
+        mark = "  STALE" if row["stale"] else ""
+        backlog = "" if row["backlog"] is None else row["backlog"]
+        offset = "" if row["clock_offset_ms"] is None else row["clock_offset_ms"]
+        print(f"{row['gate_id']:<24} {seen:<20} {backlog:>8} {offset:>9} {row['stored']:>9}{mark}")
+    stale = sum(1 for row in rows if row["stale"])
+    print(f"{len(rows)} gates, {stale} not seen in {args.stale_minutes} min", file=sys.stderr)
+    return 0
+
+
+def _gates_log(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise ValueError("--limit must be between 1 and 1000")
+    with closing(open_streams(args, issuer)) as streams:
+        rows = streams.sync_log(args.gate_id, args.limit)
+    if not rows:
+        print(f"no batches from gate {args.gate_id}", file=sys.stderr)
+    for row in rows:
+        at = row.at.isoformat()[:19].replace("T", " ")
+        print(f"{at}  {row.first_seq}..{row.last_seq}  {row.result:<16} +{row.count}")
+    return 0
+
+
 def _pull_filter(args: argparse.Namespace) -> pull.PullFilter:
     return pull.PullFilter(
         since=parse_moment(args.since, end_of_day=False) if args.since else None,
@@ -459,15 +528,43 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
 
     from sync.server.app import create_app  # noqa: PLC0415
 
+    if not 1 <= args.workers <= 64:
+        raise ValueError("--workers must be between 1 and 64")
     admin_token = read_admin_token(args.admin_token_file)
+    # Made before any worker starts, so workers never race to create it.
+    issuer.centre_key()
+    # Every batch is in the sync log already; a line per request would flood the
+    # journal when hundreds of gates upload (--access-log turns it on).
+    options: dict[str, Any] = {
+        "host": args.host, "port": args.port, "log_level": "info",
+        "access_log": args.access_log,
+    }  # fmt: skip
+    if args.workers > 1:
+        # Each worker process builds the app again from the same command line (see
+        # sync/server/workers.py): its own store connections, one shared socket.
+        os.environ[WORKER_ARGV] = json.dumps(sys.argv[1:] if args.argv is None else args.argv)
+        uvicorn.run("sync.server.workers:app", factory=True, workers=args.workers, **options)
+        return 0
     with closing(open_streams(args, issuer)) as streams:
-        app = create_app(streams, issuer, admin_token)
-        # Every batch is in the sync log already; a line per request would flood the
-        # journal when hundreds of gates upload (--access-log turns it on).
-        uvicorn.run(
-            app, host=args.host, port=args.port, log_level="info", access_log=args.access_log
-        )
+        uvicorn.run(create_app(streams, issuer, admin_token), **options)
     return 0
+
+
+def build_app(argv: list[str]) -> Any:
+    """The server app of a ``gate-sync ... serve`` command line, for one worker process.
+
+    Its stores stay open for the life of the process.
+    """
+    from sync.server.app import create_app  # noqa: PLC0415
+
+    args = _parser().parse_args(argv)
+    data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
+    store = CentralStore(data_dir / "central.sqlite3")
+    issuer = Issuer(data_dir, store)
+    streams = open_streams(args, issuer)
+    app = create_app(streams, issuer, read_admin_token(args.admin_token_file))
+    app.router.on_shutdown.extend([streams.close, store.close])
+    return app
 
 
 def read_admin_token(path: Path) -> str:

@@ -135,6 +135,24 @@ def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
     assert agent_cli.main(["--config", str(path), "sync", "status"]) == 0
     assert "backlog 0" in capsys.readouterr().out
 
+    # The admin's view of the fleet: G1 seen just now with all 3 stored; G2 never came.
+    assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "G2"]) == 0
+    capsys.readouterr()
+    assert sync_cli.main(["--data-dir", str(data), "gates", "list", "--json"]) == 0
+    fleet = {g["gate_id"]: g for g in json.loads(capsys.readouterr().out)["gates"]}
+    assert (fleet["G1"]["stored"], fleet["G1"]["stale"]) == (3, False)
+    assert 1 <= fleet["G1"]["backlog"] <= 3  # as the gate said with its last batch
+    assert (fleet["G2"]["last_seen"], fleet["G2"]["stale"]) == (None, True)
+    assert sync_cli.main(["--data-dir", str(data), "gates", "list"]) == 0
+    table = capsys.readouterr()
+    assert any(line.startswith("G2") and "never" in line and "STALE" in line
+               for line in table.out.splitlines())  # fmt: skip
+    assert "2 gates, 1 not seen in 60 min" in table.err
+    assert sync_cli.main(["--data-dir", str(data), "gates", "log", "G1"]) == 0
+    log = capsys.readouterr().out.splitlines()
+    assert log and all(" stored " in line or " repeat " in line for line in log)
+    assert sum(int(line.rsplit("+", 1)[1]) for line in log) == 3
+
 
 def test_what_the_centre_decides_reaches_the_running_gate(
     tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
@@ -180,3 +198,64 @@ def test_what_the_centre_decides_reaches_the_running_gate(
         assert (entry.outcome, entry.reason) == ("deny", "revoked")
         status = gate.uploader.status() if gate.uploader else None
         assert status is not None and status.last_error is None
+
+
+def test_serve_with_two_workers_takes_uploads_on_either(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gate-sync serve --workers 2`: two processes, one port, one store, one centre key."""
+    from tests.sync.stream_helpers import batch_dict, fill_ledger, gzip_body, ledger_entries
+
+    data = tmp_path / "central"
+    data.mkdir()
+    token = data / "admin.token"
+    token.write_text(ADMIN_TOKEN, encoding="utf-8")
+    token.chmod(0o600)
+    assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "gate-a"]) == 0
+    code = capsys.readouterr().out.strip()
+    port = free_port()
+    script = shutil.which("gate-sync", path=str(Path(sys.executable).parent))
+    assert script
+    process = subprocess.Popen(
+        [script, "--data-dir", str(data), "serve", "--port", str(port),
+         "--admin-token-file", str(token), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/v1/admin/gates", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        enrolled = httpx.post(f"{url}/v1/gates/enrol", json={"gate_id": "gate-a", "code": code})
+        gate_token = enrolled.json()["token"]
+        stream = fill_ledger(tmp_path / "gate.sqlite3", 40)
+        entries = ledger_entries(tmp_path / "gate.sqlite3")
+        auth = {"Authorization": f"Bearer {gate_token}", "Content-Encoding": "gzip"}
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for first in range(0, 40, 4):  # new connections: either worker may answer
+                reply = client.post(
+                    f"/v1/gates/gate-a/streams/{stream}/batches",
+                    content=gzip_body(batch_dict(entries[first : first + 4])),
+                    headers={**auth, "Connection": "close"},
+                )
+                assert reply.status_code == 200, reply.text
+                assert reply.json()["stored_through"] == first + 4
+            # Lists from either worker carry the one centre key's signature.
+            kids = {
+                client.get(
+                    "/v1/gates/gate-a/lists",
+                    headers={"Authorization": f"Bearer {gate_token}", "Connection": "close"},
+                ).json()["kid"]
+                for _ in range(6)
+            }
+        assert kids == {enrolled.json()["centre_key"]["kid"]}
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert [p.name for p in (data / "keys").iterdir()] == ["centre.pem"]
+    assert "Traceback" not in err
