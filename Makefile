@@ -134,6 +134,7 @@ bench: install
 	$(BIN)/python -m bench.ledger --out bench/out/ledger.json
 	$(BIN)/python -m bench.gate --out bench/out/gate.json
 	$(BIN)/python -m bench.bundle --out bench/out/bundle.json
+	$(BIN)/python -m bench.sync --out bench/out/sync.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import bundle, decode, gate, ledger, passes
+from bench import sync as sync_bench
 
 
 def run(module: object, out: Path, *args: str) -> dict[str, Any]:
@@ -67,3 +68,20 @@ def test_bundle_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert {"export_ms_per_1000", "import_ms_per_1000", "ratio_import_vs_baseline"} <= set(report)
     assert report["bundle_bytes_per_entry"] > 0
     capsys.readouterr()
+
+
+def test_sync_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(sync_bench, tmp_path / "s.json", "--backlog", "600", "--gates", "4",
+                 "--rounds", "2", "--batch", "5")  # fmt: skip
+    capsys.readouterr()
+    backlog, ingest = report["backlog_100k_seconds"], report["ingest_rows_per_second"]
+    assert set(backlog) == set(ingest) == {"sqlite", "postgres"}
+    assert backlog["sqlite"] > 0 and ingest["sqlite"] > 0
+    if report.get("postgres_skipped"):
+        assert backlog["postgres"] is None and ingest["postgres"] is None
+    else:
+        assert backlog["postgres"] > 0 and ingest["postgres"] > 0
+    fleet = report["gates_200"]
+    assert (fleet["failed_uploads"], fleet["gates_complete"], fleet["batches"]) == (0, 4, 8)
+    assert fleet["p99_batch_ms"] >= fleet["p50_batch_ms"] > 0
+    assert report["ratio_sqlite_ingest_vs_baseline"] > 0

@@ -1,0 +1,532 @@
+"""Sync at scale: a 100,000-entry backlog draining, raw ingest, and 200 gates at once.
+
+Run as ``python -m bench.sync --out bench/out/sync.json``. Every figure is taken on
+real parts: a real gate ledger drained by the real ``Uploader`` over loopback into a
+``gate-sync serve`` process; the store's own ``ingest`` for rows per second; and 200
+enrolled gates, each with a real ledger stream, posting gzip batches at the same
+moment to one ``gate-sync serve``. PostgreSQL figures come from a server started from
+the installed binaries for the run (``bench.pg``); without them they are null, with
+the reason in ``postgres_skipped``.
+
+Report keys (others read them): ``backlog_100k_seconds`` {sqlite, postgres},
+``ingest_rows_per_second`` {sqlite, postgres}, ``gates_200`` {failed_uploads,
+p99_batch_ms, ...}. The baseline is ``bare_insert_rows_per_second``: the same rows
+inserted by plain executemany into a table of the same shape on the same SQLite,
+one transaction per 500, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import report_header, write_report
+from bench.ledger import draft
+from gate_agent.clock import FakeClock
+from gate_agent.ledger import Ledger
+from gate_agent.ledger.wire import wire_entries
+from gate_agent.uplink import Step, UplinkSettings, Uploader
+from sync.protocol import MAX_BATCH_ENTRIES, Batch
+from sync.server.auth import secret_hash
+from sync.store import SqliteStreamStore, StreamStore
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+Opener = Callable[[], StreamStore]
+
+
+# -- building ledgers fast -------------------------------------------------------------------
+
+
+def build_ledger(path: Path, gate_id: str, count: int) -> str:
+    """A gate ledger of ``count`` entries; its stream id.
+
+    Entries go through ``Ledger.append`` (its checks and chain), with the fsync of each
+    commit turned off for the build only: durability is not what this bench measures.
+    """
+    with Ledger.open(path, gate_id=gate_id) as ledger:
+        with ledger._store.read() as db:  # outside a transaction: bench set-up only
+            db.execute("PRAGMA synchronous = OFF")
+        for i in range(count):
+            ledger.append(draft(i))
+        return ledger.stream_id
+
+
+def ledger_wire(path: Path, gate_id: str) -> list[dict[str, Any]]:
+    """Every entry of a ledger in wire form."""
+    out: list[dict[str, Any]] = []
+    with Ledger.open(path, gate_id=gate_id) as ledger:
+        while page := wire_entries(ledger, len(out), 10_000):
+            out.extend(page)
+    return out
+
+
+def enrol(store: StreamStore, gate_id: str) -> str:
+    """Enrol a gate straight in the store; its token."""
+    token = f"{gate_id}-token-0123456789abcdef"
+    code = secret_hash(f"code-{gate_id}")
+    store.add_enrol_code(gate_id, code, NOW + timedelta(days=1))
+    if not store.enrol(gate_id, code, secret_hash(token), NOW):
+        raise RuntimeError(f"could not enrol {gate_id}")
+    return token
+
+
+# -- a gate-sync serve process ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path, dsn: str | None, workers: int = 1) -> Iterator[str]:
+    """``gate-sync serve`` on a free loopback port, as an operator starts it; its URL."""
+    token = data_dir / "admin.token"
+    token.write_text(ADMIN_TOKEN, encoding="utf-8")
+    token.chmod(0o600)
+    port = free_port()
+    script = shutil.which("gate-sync", path=str(Path(sys.executable).parent))
+    if script is None:
+        raise RuntimeError("gate-sync is not installed beside this Python")
+    command = [script, "--data-dir", str(data_dir), "serve", "--port", str(port),
+               "--admin-token-file", str(token)]  # fmt: skip
+    if dsn is not None:
+        command += ["--dsn", dsn]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    # The log goes to a file: a pipe nobody reads would stall the server once full.
+    log_path = data_dir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/v1/admin/gates", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    err = log_path.read_text(encoding="utf-8", errors="replace")
+                    raise RuntimeError(f"gate-sync serve did not start: {err[-500:]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# -- the three measurements ------------------------------------------------------------------
+
+
+def backlog_seconds(
+    ledger_path: Path, gate_id: str, opener: Opener, url_of: Callable[[], Any]
+) -> float:
+    """Seconds for the real uploader to drain the whole ledger into a serving centre."""
+    with contextlib.closing(opener()) as store:
+        token = enrol(store, gate_id)
+    with url_of() as url, Ledger.open(ledger_path, gate_id=gate_id) as ledger:
+        uploader = Uploader(
+            ledger,
+            base_url=url,
+            gate_id=gate_id,
+            token=token,
+            clock=FakeClock(NOW),
+            settings=UplinkSettings(timeout_s=60),
+        )
+        with uploader:
+            start = time.perf_counter()
+            step = uploader.drain()
+            seconds = time.perf_counter() - start
+            status = uploader.status()
+    if step is not Step.IDLE or status.backlog != 0:
+        raise RuntimeError(f"backlog did not drain: {step}, backlog {status.backlog}")
+    return seconds
+
+
+def batches_of(entries: list[dict[str, Any]], size: int) -> list[Batch]:
+    """Contiguous batches of ``size`` entries, as an uploader would send them."""
+    return [
+        Batch(
+            first_seq=entries[i]["seq"],
+            entries=entries[i : i + size],
+            sent_at=NOW,
+            sent_monotonic_ns=0,
+            boot_id="bench",
+            clock_synced=True,
+            backlog=0,
+        )
+        for i in range(0, len(entries), size)
+    ]
+
+
+def ingest_rows_per_second(
+    entries: list[dict[str, Any]], stream: str, gate_id: str, opener: Opener
+) -> float:
+    """Rows per second through the store's own ingest, in batches of 500."""
+    batches = batches_of(entries, MAX_BATCH_ENTRIES)
+    with contextlib.closing(opener()) as store:
+        enrol(store, gate_id)
+        start = time.perf_counter()
+        for batch in batches:
+            store.ingest(gate_id, stream, batch, now=NOW, list_versions={})
+        seconds = time.perf_counter() - start
+        if store.stored_through(gate_id, stream) != len(entries):
+            raise RuntimeError("ingest did not store every entry")
+    return len(entries) / seconds
+
+
+def _ingest_worker(
+    opener: Opener, gate_id: str, stream: str, entries: list[dict[str, Any]], start: Any
+) -> None:
+    batches = batches_of(entries, MAX_BATCH_ENTRIES)
+    with contextlib.closing(opener()) as store:
+        start.wait()
+        for batch in batches:
+            store.ingest(gate_id, stream, batch, now=NOW, list_versions={})
+
+
+def parallel_rows_per_second(
+    opener: Opener, streams: list[tuple[str, str, list[dict[str, Any]]]]
+) -> float:
+    """Rows per second of several processes ingesting one gate's stream each, together.
+
+    Stands for several ``gate-sync serve`` replicas over one database.
+    """
+    with contextlib.closing(opener()) as store:
+        for gate_id, _, _ in streams:
+            enrol(store, gate_id)
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(len(streams) + 1)
+    workers = [
+        context.Process(target=_ingest_worker, args=(opener, gate_id, stream, entries, start))
+        for gate_id, stream, entries in streams
+    ]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - began
+    if any(worker.exitcode != 0 for worker in workers):
+        raise RuntimeError("an ingest process failed")
+    return sum(len(entries) for _, _, entries in streams) / seconds
+
+
+def bare_insert_rows_per_second(path: Path, entries: list[dict[str, Any]]) -> float:
+    """The baseline: the same rows by executemany, WAL + synchronous=FULL, 500 a commit."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE entries (id INTEGER PRIMARY KEY, gate_id TEXT, stream_id TEXT,"
+            " seq INTEGER, hash TEXT, content TEXT, UNIQUE (gate_id, stream_id, seq))"
+        )
+        rows = [
+            ("g", e["stream_id"], e["seq"], e["hash"], json.dumps(e, sort_keys=True))
+            for e in entries
+        ]
+        start = time.perf_counter()
+        for i in range(0, len(rows), MAX_BATCH_ENTRIES):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO entries(gate_id, stream_id, seq, hash, content) VALUES (?,?,?,?,?)",
+                rows[i : i + MAX_BATCH_ENTRIES],
+            )
+            conn.execute("COMMIT")
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        conn.close()
+
+
+@dataclass
+class FleetGate:
+    gate_id: str
+    stream: str
+    token: str
+    entries: list[dict[str, Any]]
+
+
+def fleet_requests(gates: list[FleetGate], host: str, rounds: int, size: int) -> list[list[bytes]]:
+    """Per round, every gate's whole HTTP/1.1 request, encoded before any clock starts."""
+    made = []
+    for r in range(rounds):
+        first = 1 + r * size
+        requests = []
+        for gate in gates:
+            batch = Batch(
+                first_seq=first,
+                entries=gate.entries[first - 1 : first - 1 + size],
+                sent_at=NOW,
+                sent_monotonic_ns=0,
+                boot_id="bench",
+                clock_synced=True,
+                backlog=len(gate.entries) - first + 1,
+            )
+            body = gzip.compress(batch.model_dump_json().encode(), mtime=0)
+            head = (
+                f"POST /v1/gates/{gate.gate_id}/streams/{gate.stream}/batches HTTP/1.1\r\n"
+                f"Host: {host}\r\nAuthorization: Bearer {gate.token}\r\n"
+                "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            requests.append(head.encode("ascii") + body)
+        made.append(requests)
+    return made
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[float, int]:
+    """Send one request on a kept-alive connection; (ms until the whole reply, status)."""
+    start = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    status = int(status_line.split()[1]) if status_line else 0
+    return (time.perf_counter() - start) * 1000, status
+
+
+def fleet(gates: list[FleetGate], url: str, rounds: int, size: int) -> list[tuple[float, int]]:
+    """Every gate posts a batch at the same moment, ``rounds`` times; (ms, status) each.
+
+    The load comes from one asyncio loop writing pre-encoded requests on one kept-alive
+    connection per gate, so the client spends next to nothing of the two cores the
+    server needs (an HTTP client library here took three times the server's CPU).
+    """
+    host, port = url.removeprefix("http://").split(":")
+    planned = fleet_requests(gates, f"{host}:{port}", rounds, size)
+
+    async def run() -> list[tuple[float, int]]:
+        connections = [await asyncio.open_connection(host, int(port)) for _ in gates]
+        results: list[tuple[float, int]] = []
+        try:
+            for requests in planned:
+                results += await asyncio.gather(
+                    *(
+                        _exchange(reader, writer, request)
+                        for (reader, writer), request in zip(connections, requests, strict=True)
+                    ),
+                    return_exceptions=False,
+                )
+        finally:
+            for _, writer in connections:
+                writer.close()
+        return results
+
+    return asyncio.run(run())
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print its JSON and write it to --out."""
+    parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/sync.json"))
+    parser.add_argument("--backlog", type=int, default=100_000, help="entries in the backlog")
+    parser.add_argument("--gates", type=int, default=200, help="gates uploading at once")
+    parser.add_argument("--rounds", type=int, default=3, help="batches each gate sends")
+    parser.add_argument("--batch", type=int, default=20, help="entries per fleet batch")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="gate-sync serve --workers for the 200 gates (1: SQLite's writers queue anyway)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres", choices=["auto", "skip"], default="auto",
+        help="auto: start PostgreSQL from the installed binaries when there are any",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = {**report_header("sync", ("uvicorn", "httpx", "psycopg"))}
+    with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=Path.cwd()) as tmp:
+        folder = Path(tmp)
+        ledger_path = folder / "backlog.sqlite3"
+        gate = "BENCH-GATE"
+        started = time.perf_counter()
+        stream = build_ledger(ledger_path, gate, args.backlog)
+        entries = ledger_wire(ledger_path, gate)
+        report["build_ledger_seconds"] = round(time.perf_counter() - started, 1)
+
+        def sqlite_dir(name: str) -> Path:
+            path = folder / name
+            path.mkdir()
+            return path
+
+        backlog: dict[str, float | None] = {}
+        ingest: dict[str, float | None] = {}
+        # Each store drains its own copy: a drained ledger has nothing left to send.
+        pg_ledger = folder / "backlog-pg.sqlite3"
+        for suffix in ("", "-wal"):
+            if Path(f"{ledger_path}{suffix}").exists():
+                shutil.copyfile(f"{ledger_path}{suffix}", f"{pg_ledger}{suffix}")
+        central = sqlite_dir("central-backlog")
+        backlog["sqlite"] = round(
+            backlog_seconds(
+                ledger_path, gate,
+                lambda: SqliteStreamStore(central / "central.sqlite3"),
+                lambda: serving(central, None),
+            ), 2,
+        )  # fmt: skip
+        raw = sqlite_dir("central-ingest")
+        ingest["sqlite"] = round(
+            ingest_rows_per_second(
+                entries, stream, gate, lambda: SqliteStreamStore(raw / "central.sqlite3")
+            )
+        )
+        # Replicas: one process per core, each ingesting a gate's stream of its own.
+        processes = max(2, os.cpu_count() or 2)
+        share = max(MAX_BATCH_ENTRIES, args.backlog // (2 * processes))
+        parallel_streams = []
+        for n in range(processes):
+            gate_n = f"BENCH-P{n}"
+            path_n = folder / f"parallel-{n}.sqlite3"
+            stream_n = build_ledger(path_n, gate_n, share)
+            parallel_streams.append((gate_n, stream_n, ledger_wire(path_n, gate_n)))
+        parallel: dict[str, Any] = {"processes": processes, "entries_each": share}
+        raw_parallel = sqlite_dir("central-parallel")
+        parallel["sqlite"] = round(
+            parallel_rows_per_second(
+                lambda: SqliteStreamStore(raw_parallel / "central.sqlite3"), parallel_streams
+            )
+        )
+        report["bare_insert_rows_per_second"] = round(
+            bare_insert_rows_per_second(folder / "bare.sqlite3", entries)
+        )
+        report["baseline"] = "bare_insert_rows_per_second"
+        report["ratio_sqlite_ingest_vs_baseline"] = round(
+            ingest["sqlite"] / report["bare_insert_rows_per_second"], 3
+        )
+
+        postgres, skipped = _postgres(args.postgres, folder)
+        if postgres is None:
+            backlog["postgres"] = ingest["postgres"] = None
+            report["postgres_skipped"] = skipped
+        else:
+            with postgres as dsn_for:
+                pg_backlog = sqlite_dir("central-pg-backlog")
+                dsn = dsn_for("backlog")
+                backlog["postgres"] = round(
+                    backlog_seconds(
+                        pg_ledger, gate, lambda: _pg_store(dsn),
+                        lambda: serving(pg_backlog, dsn),
+                    ), 2,
+                )  # fmt: skip
+                dsn_ingest = dsn_for("ingest")
+                ingest["postgres"] = round(
+                    ingest_rows_per_second(entries, stream, gate, lambda: _pg_store(dsn_ingest))
+                )
+                dsn_parallel = dsn_for("parallel")
+                parallel["postgres"] = round(
+                    parallel_rows_per_second(lambda: _pg_store(dsn_parallel), parallel_streams)
+                )
+        report["backlog_100k_seconds"] = backlog
+        report["backlog_entries"] = args.backlog
+        report["ingest_rows_per_second"] = ingest
+        report["ingest_rows_per_second_parallel"] = parallel
+
+        # 200 gates, each with its own ledger stream, at once, on the default (SQLite) server.
+        fleet_dir = sqlite_dir("central-fleet")
+        per_gate = args.rounds * args.batch
+        gates: list[FleetGate] = []
+        with SqliteStreamStore(fleet_dir / "central.sqlite3") as store:
+            for n in range(args.gates):
+                gate_id = f"G{n:04d}"
+                path = folder / f"fleet-{n}.sqlite3"
+                gate_stream = build_ledger(path, gate_id, per_gate)
+                gates.append(
+                    FleetGate(
+                        gate_id, gate_stream, enrol(store, gate_id), ledger_wire(path, gate_id)
+                    )
+                )
+                path.unlink()
+        with serving(fleet_dir, None, args.workers) as url:
+            results = fleet(gates, url, args.rounds, args.batch)
+        latencies = [ms for ms, _ in results]
+        failed = sum(1 for _, status in results if status != 200)
+        with SqliteStreamStore(fleet_dir / "central.sqlite3") as store:
+            complete = sum(
+                1 for g in gates if store.stored_through(g.gate_id, g.stream) == per_gate
+            )
+        report["gates_200"] = {
+            "gates": args.gates,
+            "batches": len(results),
+            "entries_per_batch": args.batch,
+            "failed_uploads": failed,
+            "gates_complete": complete,
+            "p50_batch_ms": round(_p(latencies, 0.50), 1),
+            "p99_batch_ms": round(_p(latencies, 0.99), 1),
+            "max_batch_ms": round(max(latencies), 1),
+            "mean_batch_ms": round(statistics.fmean(latencies), 1),
+            "store": "sqlite",
+            "server_workers": args.workers,
+        }
+    report["targets"] = {
+        "backlog_100k_seconds_sqlite_at_most": 20,
+        "ingest_rows_per_second_postgres_at_least": 50_000,
+        "gates_200_p99_batch_ms_at_most": 1000,
+        "gates_200_failed_uploads": 0,
+    }
+    report["cpu_count"] = os.cpu_count()
+    write_report(report, args.out)
+    return 0
+
+
+def _postgres(mode: str, folder: Path) -> tuple[Any, str | None]:
+    """(a context manager yielding database name -> DSN, None), or (None, why not)."""
+    if mode == "skip":
+        return None, "--postgres skip"
+    from bench import pg  # noqa: PLC0415 - only with PostgreSQL
+
+    reason = pg.unavailable()
+    if reason is not None:
+        return None, reason
+    return pg.server(folder / "pg"), None
+
+
+def _pg_store(dsn: str) -> StreamStore:
+    from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
+
+    store: StreamStore = PostgresStreamStore(dsn)
+    return store
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
