@@ -31,7 +31,6 @@ from sync.store.central import (
     merged_settings,
 )
 from sync.store.postgres_base import (
-    CONNECT_TIMEOUT_SECONDS,
     Migrations,
     PostgresDatabase,
     Row,
@@ -117,16 +116,7 @@ class PostgresCentralStore(PostgresDatabase):
     MIGRATIONS = _MIGRATIONS
     VERSION_TABLE = "central_schema_version"
     SUBJECT = "central"
-
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        pool_size: int = CENTRAL_POOL_SIZE,
-        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-    ) -> None:
-        """Connect, and create or migrate the issuer-side tables."""
-        super().__init__(dsn, pool_size=pool_size, connect_timeout=connect_timeout)
+    DEFAULT_POOL_SIZE = CENTRAL_POOL_SIZE
 
     @staticmethod
     def _bump(conn: psycopg.Connection[Row], name: str, *changed: str) -> int:

@@ -58,18 +58,20 @@ class PostgresDatabase:
 
     Subclasses set ``MIGRATIONS`` (each a list of statements applied in one
     transaction; never edit one that has shipped, add the next), ``VERSION_TABLE``
-    (where the applied ones are recorded) and ``SUBJECT`` (for log lines and the pool).
+    (where the applied ones are recorded), ``SUBJECT`` (for log lines and the pool) and
+    ``DEFAULT_POOL_SIZE``.
     """
 
     MIGRATIONS: ClassVar[Migrations] = ()
     VERSION_TABLE: ClassVar[LiteralString] = "schema_version"
     SUBJECT: ClassVar[str] = "stream"
+    DEFAULT_POOL_SIZE: ClassVar[int] = POOL_SIZE
 
     def __init__(
         self,
         dsn: str,
         *,
-        pool_size: int = POOL_SIZE,
+        pool_size: int | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
     ) -> None:
         """Connect, and create or migrate the tables."""
@@ -91,7 +93,7 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
-            max_size=max(1, pool_size),
+            max_size=max(1, self.DEFAULT_POOL_SIZE if pool_size is None else pool_size),
             kwargs={"autocommit": True, "application_name": "gate-sync"},
             configure=configure,
             check=ConnectionPool.check_connection,
