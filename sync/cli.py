@@ -34,11 +34,13 @@ from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
-from sync.store import CentralStore, SqliteStreamStore, StreamStore
+from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
 #: The environment variable carrying `serve`'s command line to its worker processes.
 WORKER_ARGV = "GATE_SYNC_SERVE_ARGV"
+#: The data folder's database when no DSN is given: issuer data and streams both.
+CENTRAL_FILE = "central.sqlite3"
 _GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
 
 
@@ -48,11 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = None if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
+    args.data_path = data_dir
     try:
         if args.command == "pull" and args.server:
             # Over HTTP from an admin's machine: no central data folder here.
             return _pull_remote(args)
-        with CentralStore(data_dir / "central.sqlite3") as store:
+        args.dsn = args.dsn or os.environ.get("GATE_SYNC_DSN") or None
+        with closing(open_central(data_dir, args.dsn)) as store:
+            # Private key files stay in the data folder even when the rest is in PostgreSQL.
             issuer = Issuer(data_dir, store)
             result: int = args.handler(args, issuer)
             return result
@@ -66,16 +71,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", help=f"central data folder (env GATE_SYNC_DATA, default {DEFAULT_DATA_DIR})"
     )
+    parser.add_argument("--dsn", default=None, help=_DSN_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     keys = commands.add_parser("keys", help="issuer keys").add_subparsers(
         dest="keys_command", required=True
     )
-    keys.add_parser("new", help="create an issuer key pair").set_defaults(handler=_keys_new)
-    keys.add_parser("list", help="list issuer keys").set_defaults(handler=_keys_list)
-    keys.add_parser(
+    key_new = keys.add_parser("new", help="create an issuer key pair")
+    key_new.set_defaults(handler=_keys_new)
+    key_list = keys.add_parser("list", help="list issuer keys")
+    key_list.set_defaults(handler=_keys_list)
+    key_centre = keys.add_parser(
         "centre", help="show the centre key that signs the gates' lists (made on first use)"
-    ).set_defaults(handler=_keys_centre)
+    )
+    key_centre.set_defaults(handler=_keys_centre)
 
     passes = commands.add_parser("passes", help="issue and revoke passes").add_subparsers(
         dest="passes_command", required=True
@@ -139,21 +148,21 @@ def _parser() -> argparse.ArgumentParser:
     unset.add_argument("--gate", help="this gate only (default: the every-gate value)")
     unset.add_argument("--by", default=os.environ.get("USER") or "admin", help="who clears it")
     unset.set_defaults(handler=_gates_unset)
-    gates.add_parser("settings", help="show the gate settings").set_defaults(
-        handler=_gates_settings
-    )
+    settings = gates.add_parser("settings", help="show the gate settings")
+    settings.set_defaults(handler=_gates_settings)
     listing = gates.add_parser("list", help="the fleet: last seen, backlog, clock, stale gates")
     listing.add_argument(
         "--stale-minutes", type=int, default=60, help="not seen for this long: stale (60)"
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
-    _dsn_option(listing)
     listing.set_defaults(handler=_gates_list)
     log = gates.add_parser("log", help="a gate's latest batches as the centre answered them")
     log.add_argument("gate_id")
     log.add_argument("--limit", type=int, default=20, help="how many batches (20)")
-    _dsn_option(log)
     log.set_defaults(handler=_gates_log)
+    leaves = (key_new, key_list, key_centre, issue, revoke, isolate, lift, export, set_, unset)
+    for command in (*leaves, settings, listing, log):
+        _dsn_option(command)
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
     pull.add_argument("--since", help="date or ISO time (local when no offset)")
@@ -199,24 +208,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DSN_HELP = (
+    "keep the centre's data (issuer keys' public halves, passes, revocations, lists,"
+    " settings, gates' streams) in this PostgreSQL database (libpq DSN, e.g."
+    " postgresql://gate_sync@db/gate_sync; env GATE_SYNC_DSN); default: the data"
+    " folder's SQLite file. Private key files stay in the data folder's keys/."
+)
+
+
 def _dsn_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--dsn",
-        help="keep gates' streams in this PostgreSQL database (libpq DSN, e.g."
-        " postgresql://gate_sync@db/gate_sync; env GATE_SYNC_DSN); default: the data"
-        " folder's SQLite file. Keys, passes and lists stay in the data folder.",
-    )
+    # SUPPRESS: given after the command it wins; not given, the top-level value stays.
+    command.add_argument("--dsn", default=argparse.SUPPRESS, help=_DSN_HELP)
 
 
-def open_streams(args: argparse.Namespace, issuer: Issuer) -> StreamStore:
-    """The stream store: PostgreSQL when a DSN is given (option or env), else the SQLite file."""
-    dsn = args.dsn or os.environ.get("GATE_SYNC_DSN")
+def open_central(data_dir: Path, dsn: str | None) -> IssuerStore:
+    """The issuer-side store: PostgreSQL when given a DSN, else the data folder's SQLite file."""
     if dsn:
         # Imported only here: psycopg is the optional `postgres` extra.
+        from sync.store.central_postgres import PostgresCentralStore  # noqa: PLC0415
+
+        return PostgresCentralStore(dsn)
+    return SqliteCentralStore(data_dir / CENTRAL_FILE)
+
+
+def open_streams(args: argparse.Namespace) -> StreamStore:
+    """The stream store: PostgreSQL when a DSN is given (option or env), else the SQLite file."""
+    if args.dsn:
         from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
 
-        return PostgresStreamStore(dsn)
-    return SqliteStreamStore(issuer.store.path)
+        return PostgresStreamStore(args.dsn)
+    return SqliteStreamStore(args.data_path / CENTRAL_FILE)
 
 
 def _keys_new(args: argparse.Namespace, issuer: Issuer) -> int:
@@ -389,7 +410,7 @@ def _setting_value(key: str, text: str) -> object:
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
     return 0
@@ -400,7 +421,7 @@ def _gates_list(args: argparse.Namespace, issuer: Issuer) -> int:
         raise ValueError("--stale-minutes must be between 1 and 525600")
     now = datetime.now(UTC)
     horizon = now - timedelta(minutes=args.stale_minutes)
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         views = streams.gates()
     rows = [
         {
@@ -432,7 +453,7 @@ def _gates_list(args: argparse.Namespace, issuer: Issuer) -> int:
 def _gates_log(args: argparse.Namespace, issuer: Issuer) -> int:
     if not 1 <= args.limit <= 1000:
         raise ValueError("--limit must be between 1 and 1000")
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         rows = streams.sync_log(args.gate_id, args.limit)
     if not rows:
         print(f"no batches from gate {args.gate_id}", file=sys.stderr)
@@ -466,7 +487,7 @@ def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
     if args.admin_token_file:
         raise ValueError("--admin-token-file goes with --server")
     wanted = _pull_filter(args)
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         count = pull.write(pull.rows(streams, wanted, _pull_progress), args.format, args.out)
     return _pull_done(count)
 
@@ -493,7 +514,7 @@ def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
         end = "" if sys.stderr.isatty() else "\n"
         print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
 
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         try:
             loaded = bundle_import.load(args.path, streams)
             summary = bundle_import.ingest(
@@ -545,7 +566,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
         os.environ[WORKER_ARGV] = json.dumps(sys.argv[1:] if args.argv is None else args.argv)
         uvicorn.run("sync.server.workers:app", factory=True, workers=args.workers, **options)
         return 0
-    with closing(open_streams(args, issuer)) as streams:
+    with closing(open_streams(args)) as streams:
         uvicorn.run(create_app(streams, issuer, admin_token), **options)
     return 0
 
@@ -558,10 +579,11 @@ def build_app(argv: list[str]) -> Any:
     from sync.server.app import create_app  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
-    data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
-    store = CentralStore(data_dir / "central.sqlite3")
-    issuer = Issuer(data_dir, store)
-    streams = open_streams(args, issuer)
+    args.data_path = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
+    args.dsn = args.dsn or os.environ.get("GATE_SYNC_DSN") or None
+    store = open_central(args.data_path, args.dsn)
+    issuer = Issuer(args.data_path, store)
+    streams = open_streams(args)
     app = create_app(streams, issuer, read_admin_token(args.admin_token_file))
     app.router.on_shutdown.extend([streams.close, store.close])
     return app

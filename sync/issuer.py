@@ -44,7 +44,7 @@ from sync.protocol import (
     RevocationItem,
     RevocationList,
 )
-from sync.store import CentralStore
+from sync.store import IssuerStore
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def new_pass_id() -> str:
 class Issuer:
     """Holds the private keys (files readable only by this service) and signs passes."""
 
-    def __init__(self, data_dir: Path, store: CentralStore) -> None:
+    def __init__(self, data_dir: Path, store: IssuerStore) -> None:
         self.keys_dir = data_dir / "keys"
         self.store = store
         self._lock = threading.Lock()

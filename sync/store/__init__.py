@@ -1,11 +1,14 @@
 """Central storage: SQLite by default (one file, nothing to set up).
 
-The gates' streams can be kept in PostgreSQL instead: ``sync.store.streams_postgres``
-(``PostgresStreamStore``), imported only when a DSN is given, since psycopg is the
-optional ``postgres`` extra.
+Both of the centre's stores can be kept in PostgreSQL instead, one DSN for the whole
+centre: the gates' streams (``sync.store.streams_postgres.PostgresStreamStore``) and
+the issuer's keys, passes and lists (``sync.store.central_postgres.PostgresCentralStore``).
+They are imported only when a DSN is given, since psycopg is the optional ``postgres``
+extra.
 """
 
-from sync.store.sqlite import CentralStore, DirectoryRow, KeyRow, PassRow
+from sync.store.central import DirectoryRow, IssuerStore, KeyRow, PassRow, SettingRow
+from sync.store.sqlite import CentralStore, SqliteCentralStore
 from sync.store.streams import EntryRecord, GateView, StreamStore, StreamView, SyncLogRow
 from sync.store.streams_sqlite import SqliteStreamStore
 
@@ -14,8 +17,11 @@ __all__ = [
     "DirectoryRow",
     "EntryRecord",
     "GateView",
+    "IssuerStore",
     "KeyRow",
     "PassRow",
+    "SettingRow",
+    "SqliteCentralStore",
     "SqliteStreamStore",
     "StreamStore",
     "StreamView",

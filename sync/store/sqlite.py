@@ -1,12 +1,7 @@
-"""The central store on SQLite: issuer keys, issued passes, revocations and list versions.
+"""The issuer-side central store on SQLite: keys, passes, revocations, lists (one file).
 
-A list's version goes up in the transaction that changes it: ``keys`` when a key is
-added, ``revocations`` when a pass is revoked, ``isolations`` when one is ordered or
-lifted, ``directory`` when a pass is issued or revoked, ``settings`` when an admin
-sets a gate setting. For the large lists (revocations, directory) the same
-transaction records which pass ids changed at that version (``list_changes``), so a
-gate at an older version can be sent a delta: those ids' current items, or their
-removal.
+See ``sync.store.central`` for what every implementation offers and how list versions
+and the change log move. Times are kept as UTC ISO 8601 text, which compares in order.
 """
 
 from __future__ import annotations
@@ -16,14 +11,23 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
+from sync.store.central import (
+    DirectoryRow,
+    KeyRow,
+    PassRow,
+    SettingRow,
+    merged_settings,
+)
+from sync.store.central import iso as _iso
+
+__all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issuer_keys (
@@ -88,46 +92,8 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
 """
 
 
-@dataclass(frozen=True)
-class KeyRow:
-    """An issuer key as the centre records it."""
-
-    kid: str
-    public_key: bytes
-    created_at: str
-    retired_at: str | None
-
-
-@dataclass(frozen=True)
-class DirectoryRow:
-    """An issued, unrevoked pass as the gates' directory lists it (times as stored, UTC)."""
-
-    pass_id: str
-    kind: str
-    household_id: str
-    scope: str
-    valid_from: str
-    valid_until: str
-    display_name: str
-    unit: str
-    exit_quota: str | None
-
-
-@dataclass(frozen=True)
-class PassRow:
-    """An issued pass as the centre records it."""
-
-    pass_id: str
-    kind: str
-    household_id: str
-    text: str
-    valid_until: str
-    revoked_at: str | None
-    revoke_reason: str | None
-
-
-class CentralStore:
-    """The central database; one file, nothing to set up."""
+class SqliteCentralStore:
+    """The issuer-side central store in one SQLite file, nothing to set up."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +115,7 @@ class CentralStore:
         """Close the database."""
         self._db.close()
 
-    def __enter__(self) -> CentralStore:
+    def __enter__(self) -> SqliteCentralStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -368,7 +334,7 @@ class CentralStore:
             )
             self._bump(db, "settings")
 
-    def settings_rows(self) -> list[tuple[str, str, object, str, str]]:
+    def settings_rows(self) -> list[SettingRow]:
         """Every setting as (gate_id, key, value, set_at, set_by); gate '' is every gate."""
         with self._lock:
             rows = self._db.execute(
@@ -379,10 +345,7 @@ class CentralStore:
 
     def settings_for(self, gate_id: str) -> dict[str, object]:
         """The settings a gate gets: those for every gate, overridden by its own."""
-        rows = self.settings_rows()
-        merged = {key: value for owner, key, value, _, _ in rows if owner == ""}
-        merged.update({key: value for owner, key, value, _, _ in rows if owner == gate_id})
-        return merged
+        return merged_settings(self.settings_rows(), gate_id)
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes in force or to come: issued, not revoked, valid until after ``now``.
@@ -401,8 +364,5 @@ class CentralStore:
         return [DirectoryRow(*row) for row in rows]
 
 
-def _iso(moment: datetime) -> str:
-    """UTC ISO 8601, so that stored times compare correctly as text."""
-    if moment.tzinfo is None:
-        raise ValueError("datetime must be timezone-aware")
-    return moment.astimezone(UTC).isoformat()
+#: The name this store had before PostgreSQL could hold the same data.
+CentralStore = SqliteCentralStore

@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, LiteralString, Self
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import LiteralString
 
 from gate_agent.core.chain import genesis_hash
-from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
 from sync.store.checks import (
     claimed_hash,
@@ -41,27 +38,14 @@ from sync.store.checks import (
     corrected_time,
     entry_problems,
 )
+from sync.store.postgres_base import Migrations, PostgresDatabase, Row, aware, one, psycopg, text
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamView, SyncLogRow
-
-try:
-    import psycopg
-    from psycopg.conninfo import conninfo_to_dict
-    from psycopg_pool import ConnectionPool
-except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
-    raise StoreError(
-        "the PostgreSQL store needs psycopg and psycopg_pool: pip install 'gate-station[postgres]'"
-    ) from exc
 
 logger = logging.getLogger(__name__)
 
-POOL_SIZE = 8
-CONNECT_TIMEOUT_SECONDS = 10.0
-# Key of the advisory lock that serialises migrations (any constant of our own).
-_MIGRATION_LOCK = 0x6761_7465_7379_6E63  # "gatesync"
-
 # Each migration is a list of statements applied in one transaction; never edit one
 # that has shipped, add the next.
-_MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
+_MIGRATIONS: Migrations = (
     (
         """CREATE TABLE gates (
             gate_id text COLLATE "C" PRIMARY KEY,
@@ -124,104 +108,13 @@ _COPY_ENTRIES: LiteralString = (
     " problem, wall_time, corrected_time, received_at) FROM STDIN"
 )
 
-Row = tuple[Any, ...]
 
-
-class PostgresStreamStore:
+class PostgresStreamStore(PostgresDatabase):
     """``StreamStore`` on a PostgreSQL database given by a libpq DSN (tables in its search_path)."""
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        pool_size: int = POOL_SIZE,
-        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-    ) -> None:
-        """Connect, and create or migrate the stream tables."""
-        try:
-            params = conninfo_to_dict(dsn)
-        except psycopg.Error as exc:
-            raise StoreError(f"not a PostgreSQL connection string: {exc}") from exc
-        self.where = _where(params)
-        try:
-            # One plain connection first: its failure says why (refused, no such database,
-            # authentication), where a pool would only time out.
-            with psycopg.connect(
-                dsn, autocommit=True, connect_timeout=max(2, round(connect_timeout))
-            ) as conn:
-                _configure(conn)
-                self._migrate(conn)
-        except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: cannot use as the central database: {exc}") from exc
-        self._pool = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=max(1, pool_size),
-            kwargs={"autocommit": True, "application_name": "gate-sync"},
-            configure=_configure,
-            check=ConnectionPool.check_connection,
-            timeout=connect_timeout,
-            name="gate-sync-streams",
-            open=False,
-        )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-        except psycopg.Error as exc:
-            self._pool.close()
-            raise StoreError(f"{self.where}: cannot use as the central database: {exc}") from exc
-
-    def close(self) -> None:
-        """Close the pool; safe to call twice."""
-        self._pool.close()
-
-    def __enter__(self) -> Self:
-        """Use as a context manager that closes the store."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-        self.close()
-
-    @property
-    def schema_version(self) -> int:
-        """The schema version the database is at."""
-        with self._tx("read schema version") as conn:
-            return int(_one(conn.execute("SELECT max(version) FROM schema_version")))
-
-    def _migrate(self, conn: psycopg.Connection[Row]) -> None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            current = int(
-                _one(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version"))
-            )
-            if current > len(_MIGRATIONS):
-                raise StoreError(
-                    f"{self.where}: the database schema is at version {current}, newer than"
-                    f" this gate-sync knows ({len(_MIGRATIONS)}): upgrade gate-sync"
-                )
-            for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version(version) VALUES (%s)", (version,))
-                logger.info("%s: stream schema migrated to version %d", self.where, version)
-
-    @contextmanager
-    def _tx(self, what: str) -> Iterator[psycopg.Connection[Row]]:
-        """A pooled connection in one transaction; database errors become ``StoreError``."""
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                yield conn
-        except psycopg.Error as exc:
-            raise StoreError(f"{self.where}: {what} failed: {exc}") from exc
+    MIGRATIONS = _MIGRATIONS
+    VERSION_TABLE = "schema_version"
+    SUBJECT = "stream"
 
     # -- gates and enrolment ------------------------------------------------------------
 
@@ -233,12 +126,12 @@ class PostgresStreamStore:
             )
             conn.execute(
                 "INSERT INTO enrol_codes(code_hash, gate_id, expires_at) VALUES (%s, %s, %s)",
-                (code_hash, gate_id, _aware(expires_at)),
+                (code_hash, gate_id, aware(expires_at)),
             )
 
     def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
         """Consume a valid code and set the gate's token; False when the code is not good."""
-        now = _aware(now)
+        now = aware(now)
         with self._tx("enrol") as conn:
             used = conn.execute(
                 "UPDATE enrol_codes SET used_at = %s WHERE code_hash = %s AND gate_id = %s"
@@ -290,9 +183,9 @@ class PostgresStreamStore:
         correction (None: ``now``); ``correct_clock=False`` corrects no entry. With a
         ``reference_time`` the batch did not arrive live, so gate health is left alone.
         """
-        now = _aware(now)
+        now = aware(now)
         live = reference_time is None
-        reference = _aware(reference_time or now) if correct_clock else None
+        reference = aware(reference_time or now) if correct_clock else None
         first = batch.first_seq
         last = first + len(batch.entries) - 1
         with self._tx("ingest") as conn:
@@ -302,7 +195,7 @@ class PostgresStreamStore:
             )
             # Batches of one stream are applied one at a time from here to the commit.
             stored = int(
-                _one(
+                one(
                     conn.execute(
                         "SELECT stored_through FROM streams WHERE gate_id = %s AND stream_id = %s"
                         " FOR UPDATE",
@@ -391,7 +284,7 @@ class PostgresStreamStore:
             prev = held[stored][0]
         else:
             prev = str(
-                _one(
+                one(
                     conn.execute(
                         "SELECT hash FROM entries WHERE gate_id = %s AND stream_id = %s"
                         " AND seq = %s",
@@ -412,11 +305,11 @@ class PostgresStreamStore:
                     stream_id,
                     seq,
                     digest,
-                    _text(raw_prev) if isinstance(raw_prev, str) else None,
+                    text(raw_prev) if isinstance(raw_prev, str) else None,
                     content_json(entry),
                     bool(problems),
-                    _text("; ".join(problems)) or None,
-                    _text(wall) if isinstance(wall, str) else None,
+                    text("; ".join(problems)) or None,
+                    text(wall) if isinstance(wall, str) else None,
                     None if reference is None else corrected_time(entry, batch, reference),
                     now,
                 )
@@ -440,7 +333,7 @@ class PostgresStreamStore:
         batch's ids are handed out only after these rows are visible.
         """
         top = int(
-            _one(
+            one(
                 conn.execute(
                     "UPDATE ingest_counter SET last_id = last_id + %s RETURNING last_id",
                     (len(rows),),
@@ -522,30 +415,6 @@ class PostgresStreamStore:
         ]
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Each new connection reads and writes times in UTC."""
-    conn.execute("SET TIME ZONE 'UTC'")
-
-
-def _one(cursor: psycopg.Cursor[Row]) -> Any:
-    row = cursor.fetchone()
-    if row is None:
-        raise StoreError("the database returned no row where one was expected")
-    return row[0]
-
-
-def _where(params: Mapping[str, Any]) -> str:
-    """The database as messages name it: host, port and name, never the password."""
-    host = params.get("host") or params.get("hostaddr") or "local socket"
-    port = params.get("port") or "5432"
-    return f"PostgreSQL {host}:{port}/{params.get('dbname') or params.get('user') or ''}"
-
-
-def _text(value: str) -> str:
-    """Text PostgreSQL can hold: it refuses NUL characters (the entry's content keeps them)."""
-    return value.replace("\x00", "\\u0000")
-
-
 def _record(row: Row) -> EntryRecord:
     return EntryRecord(
         ingest_id=int(row[0]),
@@ -561,10 +430,3 @@ def _record(row: Row) -> EntryRecord:
         corrected_time=row[10],
         received_at=row[11],
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """The moment in UTC; naive datetimes are refused, as the SQLite store does."""
-    if moment.tzinfo is None:
-        raise ValueError("datetime must be timezone-aware")
-    return moment.astimezone(UTC)

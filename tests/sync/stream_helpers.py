@@ -22,7 +22,7 @@ from gate_agent.ledger.wire import wire_entries
 from sync.issuer import Issuer
 from sync.protocol import Batch
 from sync.server.auth import new_enrol_code
-from sync.store import CentralStore, SqliteStreamStore, StreamStore
+from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
 from tests.ledger.helpers import draft
 
 GATE = "gate-a"
@@ -102,14 +102,23 @@ def open_streams(data_dir: Path, dsn: str | None) -> StreamStore:
     return SqliteStreamStore(data_dir / "central.sqlite3")
 
 
+def open_central(data_dir: Path, dsn: str | None) -> IssuerStore:
+    """The issuer-side store on PostgreSQL when given a DSN, else in the data folder's file."""
+    if dsn is not None:
+        from sync.store.central_postgres import PostgresCentralStore
+
+        return PostgresCentralStore(dsn)
+    return SqliteCentralStore(data_dir / "central.sqlite3")
+
+
 class Centre:
-    """A central data folder: the issuer's store, and the stream store on the same file or
-    on PostgreSQL when given a DSN."""
+    """A central data folder: the issuer's store and the stream store, both in the folder's
+    SQLite file or both in PostgreSQL when given a DSN (as `gate-sync --dsn` runs)."""
 
     def __init__(self, data_dir: Path, dsn: str | None = None) -> None:
-        """Open both stores in ``data_dir`` (streams on ``dsn`` when given)."""
+        """Open both stores in ``data_dir`` (or on ``dsn`` when given); key files in the folder."""
         self.data_dir = data_dir
-        self.central = CentralStore(data_dir / "central.sqlite3")
+        self.central = open_central(data_dir, dsn)
         self.streams = open_streams(data_dir, dsn)
         self.issuer = Issuer(data_dir, self.central)
 

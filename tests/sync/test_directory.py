@@ -16,7 +16,8 @@ from gate_agent.ledger import Ledger
 from sync.errors import Conflict
 from sync.issuer import Issuer
 from sync.protocol import DirectoryItem, ListsBundle
-from sync.store import CentralStore, DirectoryRow
+from sync.store import DirectoryRow
+from tests.sync.stream_helpers import STORES, open_central, store_dsn
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -36,12 +37,16 @@ def fields(pass_id: str, **changes: Any) -> PassFields:
     return replace(base, **changes)
 
 
-@pytest.fixture
-def issuer(tmp_path: Path) -> Iterator[Issuer]:
-    with CentralStore(tmp_path / "central.sqlite3") as store:
+@pytest.fixture(params=STORES)
+def issuer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuer]:
+    """An issuer with a key over each central store (PostgreSQL skipped when not installed)."""
+    store = open_central(tmp_path, store_dsn(request))
+    try:
         issuer = Issuer(tmp_path, store)
         issuer.new_key(NOW)
         yield issuer
+    finally:
+        store.close()
 
 
 def directory_of(bundle: ListsBundle) -> tuple[int, list[str]]:

@@ -19,7 +19,17 @@ from sync.issuer import Issuer
 from sync.lists import ListsPayload, ListsRefused, ListUpdate, sign_lists, verify_lists
 from sync.server.app import create_app
 from sync.store import CentralStore
-from tests.sync.stream_helpers import ADMIN_TOKEN, GATE, NOW, OTHER_GATE, centre, serving
+from tests.sync.stream_helpers import (
+    ADMIN_TOKEN,
+    GATE,
+    NOW,
+    OTHER_GATE,
+    STORES,
+    centre,
+    open_central,
+    serving,
+    store_dsn,
+)
 
 
 def fields(pass_id: str, days: int = 30) -> PassFields:
@@ -35,12 +45,16 @@ def fields(pass_id: str, days: int = 30) -> PassFields:
     )
 
 
-@pytest.fixture
-def issuer(tmp_path: Path) -> Iterator[Issuer]:
-    with CentralStore(tmp_path / "central.sqlite3") as store:
+@pytest.fixture(params=STORES)
+def issuer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuer]:
+    """An issuer with a key over each central store (PostgreSQL skipped when not installed)."""
+    store = open_central(tmp_path, store_dsn(request))
+    try:
         made = Issuer(tmp_path, store)
         made.new_key(NOW)
         yield made
+    finally:
+        store.close()
 
 
 def pinned(issuer: Issuer) -> dict[str, bytes]:
@@ -245,8 +259,12 @@ def test_the_centre_key_is_made_once_and_kept_private(issuer: Issuer, tmp_path: 
 # -- the endpoint -------------------------------------------------------------------------------
 
 
-def test_enrolled_gates_fetch_their_signed_lists(tmp_path: Path) -> None:
-    with centre(tmp_path / "central") as opened:
+@pytest.mark.parametrize("kind", STORES)
+def test_enrolled_gates_fetch_their_signed_lists(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    dsn = request.getfixturevalue("postgres_dsn") if kind == "postgres" else None
+    with centre(tmp_path / "central", dsn) as opened:
         opened.issuer.new_key(NOW)
         opened.issuer.issue(fields("PASS000001"), NOW)
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, lambda: NOW)

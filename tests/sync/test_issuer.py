@@ -23,6 +23,7 @@ from sync.errors import Conflict, IssuerKeyError, NotFound, StoreError
 from sync.issuer import Issuer, new_pass_id
 from sync.protocol import ListsBundle
 from sync.store import CentralStore
+from tests.sync.stream_helpers import STORES, open_central, store_dsn
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -40,10 +41,14 @@ def fields(pass_id: str, days: int = 30) -> PassFields:
     )
 
 
-@pytest.fixture
-def issuer(tmp_path: Path) -> Iterator[Issuer]:
-    with CentralStore(tmp_path / "central.sqlite3") as store:
+@pytest.fixture(params=STORES)
+def issuer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuer]:
+    """An issuer over each central store (PostgreSQL skipped when not installed)."""
+    store = open_central(tmp_path, store_dsn(request))
+    try:
         yield Issuer(tmp_path, store)
+    finally:
+        store.close()
 
 
 def keyring_of(bundle: ListsBundle) -> Keyring:

@@ -1,0 +1,145 @@
+"""The issuer-side central store: what every implementation offers (SQLite, PostgreSQL).
+
+It holds issuer public keys, issued passes, revocations, home isolations, gate
+settings (with their history) and the version of each downlink list. A list's
+version goes up in the transaction that changes it: ``keys`` when a key is added,
+``revocations`` when a pass is revoked, ``isolations`` when one is ordered or lifted,
+``directory`` when a pass is issued or revoked, ``settings`` when an admin sets a gate
+setting. For the large lists (revocations, directory) the same transaction records
+which pass ids changed at that version (``list_changes``), so a gate at an older
+version can be sent a delta: those ids' current items, or their removal.
+
+Times go in as aware datetimes and come out as UTC ISO 8601 text
+(``2026-03-01T08:00:00+00:00``), whichever database holds them.
+
+``sync.store.sqlite.SqliteCentralStore`` (also importable as ``CentralStore``) keeps
+it in the data folder's file; ``sync.store.central_postgres.PostgresCentralStore`` in
+PostgreSQL, so that several ``gate-sync serve`` replicas share issuing and revoking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from gate_agent.core.passes import PassFields
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """An issuer key as the centre records it."""
+
+    kid: str
+    public_key: bytes
+    created_at: str
+    retired_at: str | None
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    """An issued, unrevoked pass as the gates' directory lists it (times as stored, UTC)."""
+
+    pass_id: str
+    kind: str
+    household_id: str
+    scope: str
+    valid_from: str
+    valid_until: str
+    display_name: str
+    unit: str
+    exit_quota: str | None
+
+
+@dataclass(frozen=True)
+class PassRow:
+    """An issued pass as the centre records it."""
+
+    pass_id: str
+    kind: str
+    household_id: str
+    text: str
+    valid_until: str
+    revoked_at: str | None
+    revoke_reason: str | None
+
+
+#: A gate setting as stored: (gate_id, key, value, set_at, set_by); gate '' is every gate.
+SettingRow = tuple[str, str, object, str, str]
+
+
+class IssuerStore(Protocol):
+    """The issuer-side central store that ``Issuer``, ``gate-sync`` and the server use."""
+
+    def close(self) -> None:
+        """Release the database."""
+
+    def raise_version(self, name: str, above: int) -> None:
+        """Raise a list's stored version to at least ``above``; forget its change log.
+
+        A gate can hold a version the centre does not know only after the centre was
+        restored from an older backup; sending it a lower version would be ignored.
+        """
+
+    def changed_keys(self, name: str, since: int) -> set[str] | None:
+        """Item keys of ``name`` changed after version ``since``; None when not recorded."""
+
+    def list_version(self, name: str) -> int:
+        """The current version of a downlink list; 0 when it never changed."""
+
+    def add_key(self, public_key: bytes, now: datetime) -> str:
+        """Record a new issuer public key; returns its key id."""
+
+    def issuer_keys(self) -> list[KeyRow]:
+        """All issuer keys, oldest first."""
+
+    def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
+        """Record an issued pass; ``Conflict`` when its id was issued already."""
+
+    def get_pass(self, pass_id: str) -> PassRow:
+        """One issued pass; ``NotFound`` when there is none."""
+
+    def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
+        """Revoke a pass; False when it was already revoked. ``NotFound`` when unknown."""
+
+    def isolate(
+        self, household_id: str, start: datetime, end: datetime, note: str, now: datetime
+    ) -> int:
+        """Put a household in home isolation from ``start`` until ``end``; returns its id."""
+
+    def lift_isolation(self, household_id: str, now: datetime) -> int:
+        """End a household's current and future isolations now (``NotFound`` if none)."""
+
+    def isolations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Isolations in force or to come: (household id, start, end)."""
+
+    def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Revoked passes still valid after ``now``: (pass id, revoked at, reason)."""
+
+    def set_setting(self, gate_id: str, key: str, value: object, *, by: str, now: datetime) -> None:
+        """Set a gate setting (``gate_id`` '' for every gate); ``value`` None clears it."""
+
+    def settings_rows(self) -> list[SettingRow]:
+        """Every setting, by gate id and key."""
+
+    def settings_for(self, gate_id: str) -> dict[str, object]:
+        """The settings a gate gets: those for every gate, overridden by its own."""
+
+    def directory(self, now: datetime) -> list[DirectoryRow]:
+        """People passes issued, not revoked and valid until after ``now``, by pass id."""
+
+
+def merged_settings(rows: Iterable[SettingRow], gate_id: str) -> dict[str, object]:
+    """The settings for every gate ('' rows), overridden by ``gate_id``'s own."""
+    listed = list(rows)
+    merged = {key: value for owner, key, value, _, _ in listed if owner == ""}
+    merged.update({key: value for owner, key, value, _, _ in listed if owner == gate_id})
+    return merged
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601, so that stored times compare correctly as text."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.astimezone(UTC).isoformat()

@@ -1,0 +1,416 @@
+"""The issuer-side central store on PostgreSQL (psycopg 3): the same semantics as SQLite's.
+
+Several ``gate-sync serve`` replicas over one database share issuing, revoking,
+isolations, settings and the list versions: every change and its list's version bump
+(with the ``list_changes`` rows a delta is made from) commit in one transaction. The
+version row is updated with ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, whose
+row lock orders concurrent bumps of one list; a pass id is claimed by its primary key,
+so two issuers cannot both record it.
+
+The tables can share a database and schema with the stream store's (one DSN for the
+whole centre); their migrations are numbered on their own in ``central_schema_version``.
+Times are ``timestamptz`` in the database and UTC ISO 8601 text out of it, as the SQLite
+store returns them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gate_agent.core.passes import PassFields, key_id
+from sync.errors import Conflict, NotFound
+from sync.store.central import (
+    DirectoryRow,
+    KeyRow,
+    PassRow,
+    SettingRow,
+    merged_settings,
+)
+from sync.store.postgres_base import (
+    Migrations,
+    PostgresDatabase,
+    Row,
+    aware,
+    psycopg,
+)
+
+#: A smaller pool than the streams': issuing is rare, list reads are cached per version.
+CENTRAL_POOL_SIZE = 4
+
+_MIGRATIONS: Migrations = (
+    (
+        """CREATE TABLE issuer_keys (
+            kid text COLLATE "C" PRIMARY KEY,
+            -- insertion order, for keys created in the same microsecond
+            added bigint GENERATED ALWAYS AS IDENTITY,
+            public_key bytea NOT NULL,
+            created_at timestamptz NOT NULL,
+            retired_at timestamptz
+        )""",
+        """CREATE TABLE passes (
+            pass_id text COLLATE "C" PRIMARY KEY,
+            kind text NOT NULL,
+            household_id text COLLATE "C" NOT NULL,
+            scope text NOT NULL,
+            valid_from timestamptz NOT NULL,
+            valid_until timestamptz NOT NULL,
+            display_name text NOT NULL,
+            unit text NOT NULL,
+            exit_quota text,
+            key_id text COLLATE "C" NOT NULL REFERENCES issuer_keys(kid),
+            text text NOT NULL,
+            issued_at timestamptz NOT NULL,
+            revoked_at timestamptz,
+            revoke_reason text
+        )""",
+        "CREATE INDEX passes_household ON passes(household_id)",
+        """CREATE TABLE isolations (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            household_id text COLLATE "C" NOT NULL,
+            starts_at timestamptz NOT NULL,
+            ends_at timestamptz NOT NULL,
+            note text NOT NULL,
+            created_at timestamptz NOT NULL,
+            lifted_at timestamptz
+        )""",
+        "CREATE INDEX isolations_household ON isolations(household_id)",
+        """CREATE TABLE list_versions (
+            name text COLLATE "C" PRIMARY KEY,
+            version bigint NOT NULL
+        )""",
+        """CREATE TABLE list_changes (
+            name text COLLATE "C" NOT NULL,
+            version bigint NOT NULL,
+            item_key text COLLATE "C" NOT NULL,
+            PRIMARY KEY (name, version, item_key)
+        )""",
+        # gate_id '' is every gate; a gate's own value wins. Values are JSON text.
+        """CREATE TABLE gate_settings (
+            gate_id text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            set_at timestamptz NOT NULL,
+            set_by text NOT NULL,
+            PRIMARY KEY (gate_id, key)
+        )""",
+        # value NULL when the setting was cleared.
+        """CREATE TABLE gate_settings_history (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            gate_id text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            value text,
+            set_at timestamptz NOT NULL,
+            set_by text NOT NULL
+        )""",
+    ),
+)
+
+
+class PostgresCentralStore(PostgresDatabase):
+    """``IssuerStore`` on a PostgreSQL database given by a libpq DSN (tables in its search_path)."""
+
+    MIGRATIONS = _MIGRATIONS
+    VERSION_TABLE = "central_schema_version"
+    SUBJECT = "central"
+    DEFAULT_POOL_SIZE = CENTRAL_POOL_SIZE
+
+    @staticmethod
+    def _bump(conn: psycopg.Connection[Row], name: str, *changed: str) -> int:
+        """Raise a list's version; record the item keys that changed with it."""
+        version = int(
+            _first(
+                conn.execute(
+                    "INSERT INTO list_versions(name, version) VALUES (%s, 1)"
+                    " ON CONFLICT (name) DO UPDATE SET version = list_versions.version + 1"
+                    " RETURNING version",
+                    (name,),
+                )
+            )
+        )
+        if changed:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO list_changes(name, version, item_key) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [(name, version, key) for key in changed],
+                )
+        return version
+
+    # -- list versions ------------------------------------------------------------------
+
+    def raise_version(self, name: str, above: int) -> None:
+        """Raise a list's stored version so the next one sent is above ``above``.
+
+        A gate can hold a version the centre does not know only after the centre was
+        restored from an older backup; sending it a lower version would be ignored.
+        """
+        with self._tx("raise list version") as conn:
+            conn.execute(
+                "INSERT INTO list_versions(name, version) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET version = GREATEST(list_versions.version, excluded.version)",
+                (name, above),
+            )
+            # Older change records cannot describe a delta across the jump.
+            conn.execute("DELETE FROM list_changes WHERE name = %s", (name,))
+
+    def changed_keys(self, name: str, since: int) -> set[str] | None:
+        """Item keys of ``name`` changed after version ``since``; None when not recorded.
+
+        The change log starts with the first change; a gate older than what it holds
+        (or a list whose versions were raised without keys) is sent a snapshot.
+        """
+        with self._tx("read list changes") as conn:
+            first = _first(
+                conn.execute("SELECT min(version) FROM list_changes WHERE name = %s", (name,))
+            )
+            if first is None or since < int(first) - 1:
+                return None
+            rows = conn.execute(
+                "SELECT DISTINCT item_key FROM list_changes WHERE name = %s AND version > %s",
+                (name, since),
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def list_version(self, name: str) -> int:
+        """The current version of a downlink list; 0 when it never changed."""
+        with self._tx("read list version") as conn:
+            found = conn.execute(
+                "SELECT version FROM list_versions WHERE name = %s", (name,)
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    # -- keys and passes ----------------------------------------------------------------
+
+    def add_key(self, public_key: bytes, now: datetime) -> str:
+        """Record a new issuer public key; returns its key id."""
+        kid = key_id(Ed25519PublicKey.from_public_bytes(public_key))
+        with self._tx("add issuer key") as conn:
+            conn.execute(
+                "INSERT INTO issuer_keys(kid, public_key, created_at) VALUES (%s, %s, %s)",
+                (kid, public_key, aware(now)),
+            )
+            self._bump(conn, "keys")
+        return kid
+
+    def issuer_keys(self) -> list[KeyRow]:
+        """All issuer keys, oldest first."""
+        with self._tx("read issuer keys") as conn:
+            rows = conn.execute(
+                "SELECT kid, public_key, created_at, retired_at FROM issuer_keys"
+                " ORDER BY created_at, added"
+            ).fetchall()
+        return [
+            KeyRow(kid, bytes(raw), _iso(created), _iso_or_none(retired))
+            for kid, raw, created, retired in rows
+        ]
+
+    def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
+        """Record an issued pass."""
+        quota = fields.exit_quota
+        with self._tx("add pass") as conn:
+            # The primary key claims the id: two issuers cannot both record it.
+            added = conn.execute(
+                "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
+                " display_name, unit, exit_quota, key_id, text, issued_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (pass_id) DO NOTHING",
+                (
+                    fields.pass_id,
+                    fields.kind.value,
+                    fields.household_id,
+                    str(fields.scope),
+                    aware(fields.valid_from),
+                    aware(fields.valid_until),
+                    fields.display_name,
+                    fields.unit,
+                    f"{quota.exits}/{quota.days}" if quota else None,
+                    kid,
+                    text,
+                    aware(now),
+                ),
+            ).rowcount
+            if not added:
+                raise Conflict(
+                    f"pass {fields.pass_id} was issued already: reissue it under a new id"
+                )
+            self._bump(conn, "directory", fields.pass_id)
+
+    def get_pass(self, pass_id: str) -> PassRow:
+        """One issued pass; NotFound when there is none."""
+        with self._tx("read pass") as conn:
+            row = conn.execute(
+                "SELECT pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
+                " FROM passes WHERE pass_id = %s",
+                (pass_id,),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"no pass {pass_id}")
+        pid, kind, household, text, until, revoked, reason = row
+        return PassRow(pid, kind, household, text, _iso(until), _iso_or_none(revoked), reason)
+
+    def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
+        """Revoke a pass; False when it was already revoked. NotFound when unknown."""
+        with self._tx("revoke pass") as conn:
+            found = conn.execute(
+                "SELECT revoked_at FROM passes WHERE pass_id = %s FOR UPDATE", (pass_id,)
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no pass {pass_id}")
+            if found[0] is not None:
+                return False
+            conn.execute(
+                "UPDATE passes SET revoked_at = %s, revoke_reason = %s WHERE pass_id = %s",
+                (aware(now), reason, pass_id),
+            )
+            self._bump(conn, "revocations", pass_id)
+            self._bump(conn, "directory", pass_id)
+        return True
+
+    # -- isolations ---------------------------------------------------------------------
+
+    def isolate(
+        self, household_id: str, start: datetime, end: datetime, note: str, now: datetime
+    ) -> int:
+        """Put a household in home isolation from ``start`` until ``end``; returns its id."""
+        if end <= start:
+            raise ValueError("the isolation must end after it starts")
+        with self._tx("isolate household") as conn:
+            made = _first(
+                conn.execute(
+                    "INSERT INTO isolations(household_id, starts_at, ends_at, note, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (household_id, aware(start), aware(end), note, aware(now)),
+                )
+            )
+            self._bump(conn, "isolations")
+        return int(made)
+
+    def lift_isolation(self, household_id: str, now: datetime) -> int:
+        """End a household's current and future isolations now; the history stays."""
+        moment = aware(now)
+        with self._tx("lift isolation") as conn:
+            changed = conn.execute(
+                "UPDATE isolations SET lifted_at = %s WHERE household_id = %s"
+                " AND lifted_at IS NULL AND ends_at > %s",
+                (moment, household_id, moment),
+            ).rowcount
+            if changed:
+                self._bump(conn, "isolations")
+        if not changed:
+            raise NotFound(f"household {household_id} is not in isolation")
+        return int(changed)
+
+    def isolations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Isolations in force or to come: (household id, start, end)."""
+        with self._tx("read isolations") as conn:
+            rows = conn.execute(
+                "SELECT household_id, starts_at, ends_at FROM isolations"
+                " WHERE lifted_at IS NULL AND ends_at > %s ORDER BY household_id, starts_at",
+                (aware(now),),
+            ).fetchall()
+        return [(household, _iso(start), _iso(end)) for household, start, end in rows]
+
+    def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
+        """Revoked passes still worth sending: (pass id, revoked at, reason).
+
+        A pass past its validity is refused as expired anyway, so gates need not
+        carry its revocation for ever.
+        """
+        with self._tx("read revocations") as conn:
+            rows = conn.execute(
+                "SELECT pass_id, revoked_at, revoke_reason FROM passes"
+                " WHERE revoked_at IS NOT NULL AND valid_until > %s ORDER BY pass_id",
+                (aware(now),),
+            ).fetchall()
+        return [(pid, _iso(at), why or "") for pid, at, why in rows]
+
+    # -- gate settings ------------------------------------------------------------------
+
+    def set_setting(self, gate_id: str, key: str, value: object, *, by: str, now: datetime) -> None:
+        """Set a gate setting (``gate_id`` '' for every gate); ``value`` None clears it."""
+        text = None if value is None else json.dumps(value)
+        moment = aware(now)
+        with self._tx("set gate setting") as conn:
+            if text is None:
+                conn.execute(
+                    "DELETE FROM gate_settings WHERE gate_id = %s AND key = %s", (gate_id, key)
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO gate_settings(gate_id, key, value, set_at, set_by)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (gate_id, key) DO UPDATE"
+                    " SET value = excluded.value, set_at = excluded.set_at,"
+                    " set_by = excluded.set_by",
+                    (gate_id, key, text, moment, by),
+                )
+            conn.execute(
+                "INSERT INTO gate_settings_history(gate_id, key, value, set_at, set_by)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (gate_id, key, text, moment, by),
+            )
+            self._bump(conn, "settings")
+
+    def settings_rows(self) -> list[SettingRow]:
+        """Every setting as (gate_id, key, value, set_at, set_by); gate '' is every gate."""
+        with self._tx("read gate settings") as conn:
+            rows = conn.execute(
+                "SELECT gate_id, key, value, set_at, set_by FROM gate_settings"
+                " ORDER BY gate_id, key"
+            ).fetchall()
+        return [(g, k, json.loads(v), _iso(at), by) for g, k, v, at, by in rows]
+
+    def settings_for(self, gate_id: str) -> dict[str, object]:
+        """The settings a gate gets: those for every gate, overridden by its own."""
+        return merged_settings(self.settings_rows(), gate_id)
+
+    # -- directory ----------------------------------------------------------------------
+
+    def directory(self, now: datetime) -> list[DirectoryRow]:
+        """People passes in force or to come: issued, not revoked, valid until after ``now``.
+
+        A pass that expires drops out without a new version: gates refuse it as expired
+        anyway, and the next change sends the list without it.
+        """
+        # Vehicles have no one to look up; every other kind is a person.
+        with self._tx("read directory") as conn:
+            rows = conn.execute(
+                "SELECT pass_id, kind, household_id, scope, valid_from, valid_until,"
+                " display_name, unit, exit_quota FROM passes"
+                " WHERE revoked_at IS NULL AND valid_until > %s AND kind <> 'vehicle'"
+                " ORDER BY pass_id",
+                (aware(now),),
+            ).fetchall()
+        return [
+            DirectoryRow(
+                pass_id=pid,
+                kind=kind,
+                household_id=household,
+                scope=scope,
+                valid_from=_iso(start),
+                valid_until=_iso(until),
+                display_name=name,
+                unit=unit,
+                exit_quota=quota,
+            )
+            for pid, kind, household, scope, start, until, name, unit, quota in rows
+        ]
+
+
+def _first(cursor: psycopg.Cursor[Row]) -> Any:
+    """The first column of the first row, or None when there is no row or it is NULL."""
+    row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _iso(moment: datetime) -> str:
+    """A time from the database as the SQLite store returns it: UTC ISO 8601 text."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
