@@ -403,3 +403,33 @@ def test_the_centres_checks_find_nothing_wrong_with_uploaded_entries(
             == []
         )
         prev = entry["hash"]
+
+
+def test_the_next_batch_is_prepared_in_flight_but_sent_only_while_fresh(
+    ledger: Ledger, harness: Harness
+) -> None:
+    for n in range(12):
+        ledger.append(draft(n))
+    stamps: list[tuple[int, int]] = []  # (first_seq, sent_monotonic_ns) as the centre saw them
+    real = harness.centre.handle
+
+    def seen(request: httpx.Request) -> httpx.Response:
+        batch = Batch.model_validate_json(gzip.decompress(request.content))
+        stamps.append((batch.first_seq, batch.sent_monotonic_ns))
+        return real(request)
+
+    harness.centre.handle = seen  # type: ignore[method-assign]
+    with harness.uploader(ledger, max_entries=4) as up:
+        assert up.step()[0] is Step.SENT  # 1..4; 5..8 is prepared meanwhile
+        assert up._prefetch is not None
+        up._prefetch[3].result(timeout=10)  # let the preparation finish before time moves
+        harness.clock.advance(0.5)
+        assert up.step()[0] is Step.SENT  # 5..8 as prepared: stamped before the advance
+        harness.clock.advance(30.0)  # a long wait: 9..12, prepared 30 s ago, is stale
+        assert up.step()[0] is Step.SENT
+        assert up.step()[0] is Step.IDLE
+    assert [first for first, _ in stamps] == [1, 5, 9]
+    t0 = stamps[0][1]
+    assert stamps[1][1] == t0  # prepared at once, while 1..4 was in flight
+    assert stamps[2][1] == t0 + int(30.5e9)  # made again when sent
+    assert [e["seq"] for e in _stored(harness.centre, ledger)] == list(range(1, 13))

@@ -97,6 +97,16 @@ class SyncState:
             )
             return list(rows)
 
+    def rows_from(self, first_seq: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` stored rows (every column) numbered from ``first_seq``, in order."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_UNACKED:
+            raise ValueError(f"limit must be an int between 1 and {MAX_UNACKED}, got {limit!r}")
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT * FROM entries WHERE seq >= ? ORDER BY seq LIMIT ?", (first_seq, limit)
+            )
+            return list(rows)
+
     def record_lists_check(self, at: datetime) -> None:
         """The centre confirmed at ``at`` that the gate's lists are current."""
         self._update({"lists_checked_at": utc_iso(at)})
