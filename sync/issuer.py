@@ -141,13 +141,14 @@ class Issuer:
         self.retire_due(now)
         return changed
 
-    def retire_due(self, now: datetime) -> list[str]:
+    def retire_due(self, now: datetime, *, keys_version: int | None = None) -> list[str]:
         """Record the retirements that have fallen due and delete those keys' private files.
 
         Cheap when none is due: the earliest planned retirement is remembered per
-        ``keys`` version, and every change to a plan raises that version.
+        ``keys`` version, and every change to a plan raises that version. ``keys_version``
+        is the store's, when the caller has just read it.
         """
-        version = self.store.list_version("keys")
+        version = self.store.list_version("keys") if keys_version is None else keys_version
         with self._lock:
             known = self._next_retirement
         if known is None or known[0] != version:
@@ -180,6 +181,10 @@ class Issuer:
                     log.info("deleted the private file of retired issuer key %s", row.kid)
                 except FileNotFoundError:
                     pass
+                except OSError as exc:
+                    # A sync-only replica with the keys folder mounted read-only: the
+                    # issuing machine deletes it; the store keeps it from signing anyway.
+                    log.warning("cannot delete retired issuer key %s: %s", path, exc)
 
     def centre_key(self) -> tuple[str, Ed25519PrivateKey]:
         """The centre key that signs the lists, made on first use; (kid, private key)."""
@@ -281,6 +286,7 @@ class Issuer:
 
     def issue(self, fields: PassFields, now: datetime) -> str:
         """Sign a pass, record it, and return its text."""
+        self.retire_due(now)
         kid, private = self.signing_key()
         text = sign(fields, private)
         self.store.add_pass(fields, text, kid, now)
@@ -337,9 +343,11 @@ class Issuer:
     def list_versions(self, now: datetime | None = None) -> dict[str, int]:
         """The version each list would carry if sent now (at ``now``: retirements due by
         then are recorded first, so the ``keys`` version already counts them)."""
-        if now is not None:
-            self.retire_due(now)
-        return {name: self._version(name) for name in DOWNLINK_LISTS}
+        versions = {name: self._version(name) for name in DOWNLINK_LISTS}
+        # Store versions are one below the versions sent (version 1 is the empty list).
+        if now is not None and self.retire_due(now, keys_version=versions["keys"] - 1):
+            versions["keys"] = self._version("keys")
+        return versions
 
     def _version(self, name: str) -> int:
         # Version 1 is the list as it starts out, empty; each change adds one.
