@@ -79,8 +79,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     key_new = keys.add_parser("new", help="create an issuer key pair")
     key_new.set_defaults(handler=_keys_new)
-    key_list = keys.add_parser("list", help="list issuer keys")
+    key_list = keys.add_parser("list", help="list issuer keys: active, rotating (until), retired")
     key_list.set_defaults(handler=_keys_list)
+    key_rotate = keys.add_parser(
+        "rotate", help="make a new signing key; the old one verifies until the overlap ends"
+    )
+    key_rotate.add_argument(
+        "--overlap-days",
+        type=float,
+        default=14,
+        help="days the old key keeps verifying at gates, then it is retired (14)",
+    )
+    key_rotate.set_defaults(handler=_keys_rotate)
+    key_retire = keys.add_parser(
+        "retire", help="retire an issuer key: gates refuse its passes (e.g. a leaked key)"
+    )
+    key_retire.add_argument("kid", help="the key id, as `keys list` shows it")
+    when = key_retire.add_mutually_exclusive_group()
+    when.add_argument("--now", action="store_true", help="at once (the default)")
+    when.add_argument("--at", help="plan it for this date or ISO time instead")
+    key_retire.add_argument(
+        "--force", action="store_true", help="even the last active key (then nothing signs)"
+    )
+    key_retire.set_defaults(handler=_keys_retire)
     key_centre = keys.add_parser(
         "centre", help="show the centre key that signs the gates' lists (made on first use)"
     )
@@ -160,7 +181,20 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("gate_id")
     log.add_argument("--limit", type=int, default=20, help="how many batches (20)")
     log.set_defaults(handler=_gates_log)
-    leaves = (key_new, key_list, key_centre, issue, revoke, isolate, lift, export, set_, unset)
+    leaves = (
+        key_new,
+        key_list,
+        key_rotate,
+        key_retire,
+        key_centre,
+        issue,
+        revoke,
+        isolate,
+        lift,
+        export,
+        set_,
+        unset,
+    )
     for command in (*leaves, settings, listing, log):
         _dsn_option(command)
 
@@ -246,9 +280,43 @@ def _keys_new(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _keys_list(args: argparse.Namespace, issuer: Issuer) -> int:
+    issuer.retire_due(datetime.now(UTC))
     for row in issuer.store.issuer_keys():
-        state = f"retired {row.retired_at}" if row.retired_at else "active"
+        if row.retired_at is not None:
+            state = f"retired {row.retired_at}"
+        elif row.retire_at is not None:
+            state = f"rotating until {row.retire_at}"
+        else:
+            state = "active"
         print(f"{row.kid}  created {row.created_at}  {state}")
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not 0 <= args.overlap_days <= 366:
+        raise ValueError("--overlap-days must be 0-366")
+    rotation = issuer.rotate(datetime.now(UTC), timedelta(days=args.overlap_days))
+    print(rotation.kid)
+    until = rotation.retire_at.isoformat(timespec="seconds")
+    for old, live in sorted(rotation.rotating.items()):
+        print(
+            f"{old} verifies until {until}, then is retired: {live} unexpired passes carry it;"
+            " reissue them before then",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _keys_retire(args: argparse.Namespace, issuer: Issuer) -> int:
+    now = datetime.now(UTC)
+    at = parse_moment(args.at, end_of_day=False) if args.at else None
+    changed = issuer.retire(args.kid, now, at=at, force=args.force)
+    if not changed:
+        print(f"{args.kid} was already retired")
+    elif at is not None and at > now:
+        print(f"{args.kid} retires at {at.isoformat()}; gates refuse its passes from then")
+    else:
+        print(f"{args.kid} retired: gates refuse its passes once they fetch the keys list")
     return 0
 
 

@@ -4,7 +4,8 @@ SyncError
  ├── StoreError                    the central database could not be used
  ├── IssuerKeyError  (LookupError) no usable issuer key, or a key file that is wrong
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
- └── Conflict        (ValueError)  what the admin asked for already exists
+ ├── Conflict        (ValueError)  what the admin asked for already exists
+ └── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
 """
 
 
@@ -26,3 +27,7 @@ class NotFound(SyncError, LookupError):
 
 class Conflict(SyncError, ValueError):
     """What the admin asked to create already exists."""
+
+
+class KeyInUse(SyncError, ValueError):
+    """Retiring this key would leave no active issuer key to sign passes with."""

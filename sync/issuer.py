@@ -2,6 +2,12 @@
 
 Two kinds of private key live in ``<data_dir>/keys`` (mode 0700, files 0600): issuer keys
 that sign passes, and the one centre key that signs the lists sent down to gates.
+
+An issuer key is active (the newest active one signs), rotating (a newer key signs; it
+still verifies at gates until its planned ``retire_at``) or retired (gates refuse its
+passes). A retirement that falls due is recorded by whichever server first builds a
+list version after it (``retire_due``), in the transaction that raises the ``keys``
+version; a retired key's private file is deleted.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import stat
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate_agent.core.passes import PassFields, key_id, sign
-from sync.errors import IssuerKeyError
+from sync.errors import IssuerKeyError, KeyInUse
 from sync.lists import (
     DELTA_LISTS,
     DOWNLINK_LISTS,
@@ -44,7 +51,7 @@ from sync.protocol import (
     RevocationItem,
     RevocationList,
 )
-from sync.store import IssuerStore
+from sync.store import IssuerStore, KeyRow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,16 @@ _PASS_ID_CHARS = 10
 CENTRE_KEY_FILE = "centre.pem"
 #: Snapshots are rebuilt at most this often for one version (passes expire meanwhile).
 SNAPSHOT_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What ``Issuer.rotate`` did: the new signing key, the keys now rotating out, and
+    how many unexpired, unrevoked passes those carry (to reissue before ``retire_at``)."""
+
+    kid: str
+    retire_at: datetime
+    rotating: dict[str, int]
 
 
 def new_pass_id() -> str:
@@ -69,6 +86,8 @@ class Issuer:
         self.store = store
         self._lock = threading.Lock()
         self._snapshots: dict[tuple[str, str | None], tuple[int, float, list[dict[str, Any]]]] = {}
+        # (keys version, the earliest planned retirement at that version, or None)
+        self._next_retirement: tuple[int, datetime | None] | None = None
 
     def new_key(self, now: datetime) -> str:
         """Create an issuer key pair; the private half never leaves this machine."""
@@ -78,6 +97,94 @@ class Issuer:
         self.store.add_key(private.public_key().public_bytes_raw(), now)
         log.info("created issuer key %s", kid)
         return kid
+
+    def rotate(self, now: datetime, overlap: timedelta) -> Rotation:
+        """Make a new key that signs from now on; every other active key keeps verifying
+        until ``now + overlap``, then is retired (``retire_due``)."""
+        if overlap < timedelta(0):
+            raise ValueError("the overlap cannot be negative")
+        private = Ed25519PrivateKey.generate()
+        kid = key_id(private.public_key())
+        retire_at = now + overlap
+        self._write_private(self._key_path(kid), private)
+        rotating = self.store.rotate_key(private.public_key().public_bytes_raw(), retire_at, now)
+        log.info("rotated to issuer key %s; %s retire at %s", kid, rotating, retire_at)
+        if overlap == timedelta(0):
+            self.retire_due(now)
+        return Rotation(kid, retire_at, {old: self.store.live_passes(old, now) for old in rotating})
+
+    def retire(
+        self, kid: str, now: datetime, *, at: datetime | None = None, force: bool = False
+    ) -> bool:
+        """Retire a key at once (``at`` None) or plan it for ``at``; False if retired already.
+
+        Refused (``KeyInUse``) when it would leave no active key to sign with, unless
+        ``force``: then nothing signs until ``gate-sync keys new``.
+        """
+        when = now if at is None else at
+        rows = {row.kid: row for row in self.store.issuer_keys()}
+        row = rows.get(kid)
+        if row is not None and row.retired_at is None and not force:
+            others = [
+                other
+                for other in rows.values()
+                if other.kid != kid
+                and other.state == "active"
+                and self._key_path(other.kid).exists()
+            ]
+            if row.state == "active" and not others:
+                raise KeyInUse(
+                    f"{kid} is the last active signing key: `gate-sync keys rotate` first,"
+                    " or --force to leave none (nothing can be issued until `keys new`)"
+                )
+        changed = self.store.retire_key(kid, when, now)
+        self.retire_due(now)
+        return changed
+
+    def retire_due(self, now: datetime, *, keys_version: int | None = None) -> list[str]:
+        """Record the retirements that have fallen due and delete those keys' private files.
+
+        Cheap when none is due: the earliest planned retirement is remembered per
+        ``keys`` version, and every change to a plan raises that version. ``keys_version``
+        is the store's, when the caller has just read it.
+        """
+        version = self.store.list_version("keys") if keys_version is None else keys_version
+        with self._lock:
+            known = self._next_retirement
+        if known is None or known[0] != version:
+            rows = self.store.issuer_keys()
+            planned = [
+                datetime.fromisoformat(row.retire_at)
+                for row in rows
+                if row.retired_at is None and row.retire_at is not None
+            ]
+            known = (version, min(planned, default=None))
+            with self._lock:
+                self._next_retirement = known
+            self._drop_retired_files(rows)
+        if known[1] is None or now < known[1]:
+            return []
+        retired = self.store.retire_due_keys(now)
+        for kid in retired:
+            log.warning("issuer key %s retired: gates now refuse its passes", kid)
+        self._drop_retired_files(self.store.issuer_keys())
+        return retired
+
+    def _drop_retired_files(self, rows: list[KeyRow]) -> None:
+        """Delete the private files of retired keys (on this machine; other replicas do
+        the same when they next read the keys)."""
+        for row in rows:
+            if row.retired_at is not None:
+                path = self._key_path(row.kid)
+                try:
+                    path.unlink()
+                    log.info("deleted the private file of retired issuer key %s", row.kid)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    # A sync-only replica with the keys folder mounted read-only: the
+                    # issuing machine deletes it; the store keeps it from signing anyway.
+                    log.warning("cannot delete retired issuer key %s: %s", path, exc)
 
     def centre_key(self) -> tuple[str, Ed25519PrivateKey]:
         """The centre key that signs the lists, made on first use; (kid, private key)."""
@@ -110,6 +217,7 @@ class Issuer:
         for any gate (the settings for every gate, no gate's own).
         """
         have = have or {}
+        self.retire_due(now)
         updates: list[ListUpdate] = []
         for name in DOWNLINK_LISTS:
             held = max(0, int(have.get(name, 0)))
@@ -168,16 +276,17 @@ class Issuer:
         return items
 
     def signing_key(self) -> tuple[str, Ed25519PrivateKey]:
-        """The newest key that is not retired and whose private half is here."""
+        """The newest active key (not retired, not rotating out) whose private half is here."""
         for row in reversed(self.store.issuer_keys()):
-            if row.retired_at is None and self._key_path(row.kid).exists():
+            if row.state == "active" and self._key_path(row.kid).exists():
                 return row.kid, self._load(row.kid)
         raise IssuerKeyError(
-            f"no issuer key in {self.keys_dir}: create one with `gate-sync keys new`"
+            f"no active issuer key in {self.keys_dir}: create one with `gate-sync keys new`"
         )
 
     def issue(self, fields: PassFields, now: datetime) -> str:
         """Sign a pass, record it, and return its text."""
+        self.retire_due(now)
         kid, private = self.signing_key()
         text = sign(fields, private)
         self.store.add_pass(fields, text, kid, now)
@@ -231,9 +340,14 @@ class Issuer:
             directory=DirectoryList(version=self._version("directory"), items=tuple(people)),
         )
 
-    def list_versions(self) -> dict[str, int]:
-        """The version each list would carry if sent now."""
-        return {name: self._version(name) for name in DOWNLINK_LISTS}
+    def list_versions(self, now: datetime | None = None) -> dict[str, int]:
+        """The version each list would carry if sent now (at ``now``: retirements due by
+        then are recorded first, so the ``keys`` version already counts them)."""
+        versions = {name: self._version(name) for name in DOWNLINK_LISTS}
+        # Store versions are one below the versions sent (version 1 is the empty list).
+        if now is not None and self.retire_due(now, keys_version=versions["keys"] - 1):
+            versions["keys"] = self._version("keys")
+        return versions
 
     def _version(self, name: str) -> int:
         # Version 1 is the list as it starts out, empty; each change adds one.

@@ -142,7 +142,7 @@ def create_app(
 
         def ingest() -> Ack | StreamConflict:
             # One worker-thread hop for both: under load every hop is a wait in a queue.
-            versions = issuer.list_versions()
+            versions = issuer.list_versions(now)
             return store.ingest(gate, stream.lower(), batch, now=now, list_versions=versions)
 
         reply = await run_in_threadpool(ingest)

@@ -3,6 +3,7 @@
 It holds issuer public keys, issued passes, revocations, home isolations, gate
 settings (with their history) and the version of each downlink list. A list's
 version goes up in the transaction that changes it: ``keys`` when a key is added,
+rotated, planned for retirement or retired,
 ``revocations`` when a pass is revoked, ``isolations`` when one is ordered or lifted,
 ``directory`` when a pass is issued or revoked, ``settings`` when an admin sets a gate
 setting. For the large lists (revocations, directory) the same transaction records
@@ -29,12 +30,24 @@ from gate_agent.core.passes import PassFields
 
 @dataclass(frozen=True)
 class KeyRow:
-    """An issuer key as the centre records it."""
+    """An issuer key as the centre records it.
+
+    Active: neither time set. Rotating: ``retire_at`` set (it still verifies at gates, it
+    no longer signs). Retired: ``retired_at`` set (gates refuse its passes).
+    """
 
     kid: str
     public_key: bytes
     created_at: str
     retired_at: str | None
+    retire_at: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``active``, ``rotating`` (retirement planned) or ``retired``."""
+        if self.retired_at is not None:
+            return "retired"
+        return "active" if self.retire_at is None else "rotating"
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,29 @@ class IssuerStore(Protocol):
 
     def issuer_keys(self) -> list[KeyRow]:
         """All issuer keys, oldest first."""
+
+    def rotate_key(self, public_key: bytes, retire_at: datetime, now: datetime) -> list[str]:
+        """Record a new key and plan every other active key's retirement at ``retire_at``.
+
+        One transaction, one ``keys`` version. Keys already rotating keep the earlier of
+        their planned time and ``retire_at``. Returns the ids of the keys that now rotate.
+        """
+
+    def retire_key(self, kid: str, at: datetime, now: datetime) -> bool:
+        """Retire a key at ``at``: recorded at once when ``at <= now``, else planned.
+
+        False (nothing changes) when it is retired already; ``NotFound`` when unknown.
+        """
+
+    def retire_due_keys(self, now: datetime) -> list[str]:
+        """Record as retired (at their planned time) the keys whose ``retire_at`` has come.
+
+        The ``keys`` version goes up in the same transaction, once, when any did; a key
+        is retired once however many servers notice it at the same moment.
+        """
+
+    def live_passes(self, kid: str, now: datetime) -> int:
+        """How many passes signed with ``kid`` are unrevoked and valid after ``now``."""
 
     def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
         """Record an issued pass; ``Conflict`` when its id was issued already."""

@@ -107,6 +107,8 @@ _MIGRATIONS: Migrations = (
             set_by text NOT NULL
         )""",
     ),
+    # 2: a rotation plans the old key's retirement for the end of the overlap.
+    ("ALTER TABLE issuer_keys ADD COLUMN retire_at timestamptz",),
 )
 
 
@@ -201,13 +203,87 @@ class PostgresCentralStore(PostgresDatabase):
         """All issuer keys, oldest first."""
         with self._tx("read issuer keys") as conn:
             rows = conn.execute(
-                "SELECT kid, public_key, created_at, retired_at FROM issuer_keys"
+                "SELECT kid, public_key, created_at, retired_at, retire_at FROM issuer_keys"
                 " ORDER BY created_at, added"
             ).fetchall()
         return [
-            KeyRow(kid, bytes(raw), _iso(created), _iso_or_none(retired))
-            for kid, raw, created, retired in rows
+            KeyRow(kid, bytes(raw), _iso(created), _iso_or_none(retired), _iso_or_none(planned))
+            for kid, raw, created, retired, planned in rows
         ]
+
+    def rotate_key(self, public_key: bytes, retire_at: datetime, now: datetime) -> list[str]:
+        """Record a new key and plan every other active key's retirement at ``retire_at``."""
+        kid = key_id(Ed25519PublicKey.from_public_bytes(public_key))
+        at = aware(retire_at)
+        with self._tx("rotate issuer key") as conn:
+            conn.execute(
+                "INSERT INTO issuer_keys(kid, public_key, created_at) VALUES (%s, %s, %s)",
+                (kid, public_key, aware(now)),
+            )
+            rows = conn.execute(
+                "UPDATE issuer_keys SET retire_at = %s"
+                " WHERE kid <> %s AND retired_at IS NULL"
+                " AND (retire_at IS NULL OR retire_at > %s) RETURNING kid",
+                (at, kid, at),
+            ).fetchall()
+            self._bump(conn, "keys")
+        return sorted(str(row[0]) for row in rows)
+
+    def retire_key(self, kid: str, at: datetime, now: datetime) -> bool:
+        """Retire a key at ``at``: recorded at once when ``at <= now``, else planned."""
+        with self._tx("retire issuer key") as conn:
+            found = conn.execute(
+                "SELECT retired_at FROM issuer_keys WHERE kid = %s FOR UPDATE", (kid,)
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no issuer key {kid}")
+            if found[0] is not None:
+                return False
+            if at <= now:
+                conn.execute(
+                    "UPDATE issuer_keys SET retired_at = %s WHERE kid = %s", (aware(at), kid)
+                )
+            else:
+                conn.execute(
+                    "UPDATE issuer_keys SET retire_at = %s WHERE kid = %s", (aware(at), kid)
+                )
+            self._bump(conn, "keys")
+        return True
+
+    def retire_due_keys(self, now: datetime) -> list[str]:
+        """Record as retired (at their planned time) the keys whose ``retire_at`` has come.
+
+        The UPDATE's row locks decide between servers noticing at once: the second waits,
+        re-reads ``retired_at IS NULL`` as false, retires nothing and bumps nothing.
+        """
+        moment = aware(now)
+        with self._tx("retire due issuer keys") as conn:
+            due = conn.execute(
+                "SELECT 1 FROM issuer_keys WHERE retired_at IS NULL AND retire_at <= %s LIMIT 1",
+                (moment,),
+            ).fetchone()
+            if due is None:
+                return []
+            rows = conn.execute(
+                "UPDATE issuer_keys SET retired_at = retire_at"
+                " WHERE retired_at IS NULL AND retire_at <= %s RETURNING kid",
+                (moment,),
+            ).fetchall()
+            if rows:
+                self._bump(conn, "keys")
+        return sorted(str(row[0]) for row in rows)
+
+    def live_passes(self, kid: str, now: datetime) -> int:
+        """How many passes signed with ``kid`` are unrevoked and valid after ``now``."""
+        with self._tx("count live passes") as conn:
+            count = _first(
+                conn.execute(
+                    "SELECT count(*) FROM passes"
+                    " WHERE key_id = %s AND revoked_at IS NULL AND valid_until > %s",
+                    (kid, aware(now)),
+                )
+            )
+        return int(count)
 
     def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
         """Record an issued pass."""

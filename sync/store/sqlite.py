@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS issuer_keys (
     kid TEXT PRIMARY KEY,
     public_key BLOB NOT NULL,
     created_at TEXT NOT NULL,
-    retired_at TEXT
+    retired_at TEXT,
+    retire_at TEXT                  -- planned retirement (a rotation's overlap ends)
 );
 CREATE TABLE IF NOT EXISTS passes (
     pass_id TEXT PRIMARY KEY,
@@ -106,6 +107,7 @@ class SqliteCentralStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _upgrade(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
         self.path = path
@@ -199,9 +201,76 @@ class SqliteCentralStore:
     def issuer_keys(self) -> list[KeyRow]:
         """All issuer keys, oldest first."""
         rows = self._db.execute(
-            "SELECT kid, public_key, created_at, retired_at FROM issuer_keys ORDER BY created_at"
+            "SELECT kid, public_key, created_at, retired_at, retire_at FROM issuer_keys"
+            " ORDER BY created_at"
         )
         return [KeyRow(*row) for row in rows]
+
+    def rotate_key(self, public_key: bytes, retire_at: datetime, now: datetime) -> list[str]:
+        """Record a new key and plan every other active key's retirement at ``retire_at``."""
+        kid = key_id(Ed25519PublicKey.from_public_bytes(public_key))
+        at = _iso(retire_at)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO issuer_keys(kid, public_key, created_at) VALUES (?, ?, ?)",
+                (kid, public_key, _iso(now)),
+            )
+            rotating = [
+                row[0]
+                for row in db.execute(
+                    "UPDATE issuer_keys SET retire_at = ?"
+                    " WHERE kid <> ? AND retired_at IS NULL"
+                    " AND (retire_at IS NULL OR retire_at > ?) RETURNING kid",
+                    (at, kid, at),
+                ).fetchall()
+            ]
+            self._bump(db, "keys")
+        return sorted(rotating)
+
+    def retire_key(self, kid: str, at: datetime, now: datetime) -> bool:
+        """Retire a key at ``at``: recorded at once when ``at <= now``, else planned."""
+        with self._tx() as db:
+            found = db.execute("SELECT retired_at FROM issuer_keys WHERE kid = ?", (kid,))
+            row = found.fetchone()
+            if row is None:
+                raise NotFound(f"no issuer key {kid}")
+            if row[0] is not None:
+                return False
+            if at <= now:
+                db.execute("UPDATE issuer_keys SET retired_at = ? WHERE kid = ?", (_iso(at), kid))
+            else:
+                db.execute("UPDATE issuer_keys SET retire_at = ? WHERE kid = ?", (_iso(at), kid))
+            self._bump(db, "keys")
+        return True
+
+    def retire_due_keys(self, now: datetime) -> list[str]:
+        """Record as retired (at their planned time) the keys whose ``retire_at`` has come."""
+        with self._lock:
+            # A read first: most calls find nothing, and take no write lock for it.
+            if not self._db.execute(
+                "SELECT 1 FROM issuer_keys WHERE retired_at IS NULL AND retire_at <= ?",
+                (_iso(now),),
+            ).fetchone():
+                return []
+            with self._tx() as db:
+                rows = db.execute(
+                    "UPDATE issuer_keys SET retired_at = retire_at"
+                    " WHERE retired_at IS NULL AND retire_at <= ? RETURNING kid",
+                    (_iso(now),),
+                ).fetchall()
+                if rows:
+                    self._bump(db, "keys")
+        return sorted(row[0] for row in rows)
+
+    def live_passes(self, kid: str, now: datetime) -> int:
+        """How many passes signed with ``kid`` are unrevoked and valid after ``now``."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT count(*) FROM passes"
+                " WHERE key_id = ? AND revoked_at IS NULL AND valid_until > ?",
+                (kid, _iso(now)),
+            ).fetchone()
+        return int(count)
 
     def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
         """Record an issued pass."""
@@ -362,6 +431,13 @@ class SqliteCentralStore:
             (_iso(now),),
         )
         return [DirectoryRow(*row) for row in rows]
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a file made by an older version up to the schema above (columns added since)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
+    if "retire_at" not in columns:
+        db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
 
 
 #: The name this store had before PostgreSQL could hold the same data.
