@@ -4,7 +4,8 @@ SyncError
  ├── StoreError                    the central database could not be used
  ├── IssuerKeyError  (LookupError) no usable issuer key, or a key file that is wrong
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
- └── Conflict        (ValueError)  what the admin asked for already exists
+ ├── Conflict        (ValueError)  what the admin asked for already exists
+ └── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
 """
 
 
@@ -26,3 +27,12 @@ class NotFound(SyncError, LookupError):
 
 class Conflict(SyncError, ValueError):
     """What the admin asked to create already exists."""
+
+
+class CardRefused(SyncError, ValueError):
+    """A pass card cannot be made; ``code`` is stable, for scripts and tests."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})")
+        self.code = code
