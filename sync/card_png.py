@@ -36,6 +36,7 @@ KNOWN_FONTS: tuple[Path, ...] = (
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
 )
 _FC_TIMEOUT_S = 10
+_MARGIN_PX = 24
 
 
 def find_cjk_font(candidates: Sequence[Path] = KNOWN_FONTS, *, fontconfig: bool = True) -> Path:
@@ -75,28 +76,28 @@ def render_png(card: Card, tz: tzinfo, font_path: Path) -> bytes:
     colour = KIND_COLOURS[fields.kind]
     chinese, english = KIND_LABELS[fields.kind]
 
-    draw.rectangle((0, 0, width, 150), fill=colour)
-    draw.text((width // 2, 40), f"{chinese} {english}", font=_font(font_path, 60), fill="white",
-              anchor="mt")  # fmt: skip
-    draw.text((width // 2, 175), scope_text(fields), font=_font(font_path, 36), fill="#444",
-              anchor="mt")  # fmt: skip
+    def line(y: int, text: str, size: int, fill: str, anchor: str = "mt") -> None:
+        # Shrunk to fit: a long Latin name or a list of gates must not run off the screen.
+        font = _font(font_path, size)
+        while size > 16 and draw.textlength(text, font=font) > width - 2 * _MARGIN_PX:
+            size -= 2
+            font = _font(font_path, size)
+        draw.text((width // 2, y), text, font=font, fill=fill, anchor=anchor)
 
+    draw.rectangle((0, 0, width, 150), fill=colour)
+    line(40, f"{chinese} {english}", 60, "white")
+    line(175, scope_text(fields), 36, "#444")
     qr = _qr_image(card.text, max_px=620)
     image.paste(qr, ((width - qr.width) // 2, 235))
-
     top = 235 + qr.height + 30
-    draw.text((width // 2, top), fields.display_name, font=_font(font_path, 84), fill="#111",
-              anchor="mt")  # fmt: skip
-    unit = f"房号 {fields.unit}" if fields.unit else f"户号 {fields.household_id}"
-    draw.text((width // 2, top + 120), unit, font=_font(font_path, 48), fill="#111", anchor="mt")
+    line(top, fields.display_name, 84, "#111")
+    line(top + 120, f"房号 {fields.unit}" if fields.unit else f"户号 {fields.household_id}", 48,
+         "#111")  # fmt: skip
     first, last = validity(fields, tz)
-    draw.text((width // 2, top + 190), "有效期 Valid", font=_font(font_path, 30), fill="#555",
-              anchor="mt")  # fmt: skip
-    draw.text((width // 2, top + 232), f"{first} 至 {last}", font=_font(font_path, 36),
-              fill="#111", anchor="mt")  # fmt: skip
+    line(top + 190, "有效期 Valid", 30, "#555")
+    line(top + 232, f"{first} 至 {last}", 36, "#111")
     draw.rectangle((0, height - 110, width, height), fill="#f2f2f2")
-    draw.text((width // 2, height - 55), grouped_id(fields.pass_id), font=_font(font_path, 44),
-              fill=colour, anchor="mm")  # fmt: skip
+    line(height - 55, grouped_id(fields.pass_id), 44, colour, anchor="mm")
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

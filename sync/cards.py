@@ -288,13 +288,13 @@ body { margin: 0; font-family: $FONTS; color: #111; background: #fff; }
   break-inside: avoid; page-break-inside: avoid;
 }
 .card header {
-  display: flex; justify-content: space-between; align-items: baseline; gap: 2mm;
-  height: 9mm; padding: 1.5mm 3mm; background: var(--kind); color: #fff;
+  display: flex; justify-content: space-between; align-items: center; gap: 2mm;
+  height: 9mm; padding: 0 3mm; overflow: hidden; background: var(--kind); color: #fff;
   border-radius: 2mm 2mm 0 0;
 }
 .kind { font-size: 4.6mm; font-weight: 700; white-space: nowrap; }
 .kind small { font-size: 3mm; font-weight: 400; }
-.scope { font-size: 3.4mm; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.scope { font-size: 3.4mm; line-height: 1.1; text-align: right; overflow-wrap: anywhere; }
 .body { display: flex; gap: 2mm; padding: 2mm 2mm 0 1mm; flex: 1; }
 .qr { flex: none; width: $QRmm; height: $QRmm; }
 .qr svg { display: block; width: 100%; height: 100%; background: #fff; }

@@ -32,6 +32,7 @@ from sync.cards import (
 )
 from sync.errors import CardRefused, NotFound
 from sync.issuer import Issuer
+from sync.store import SqliteCentralStore
 from tests.sync.stream_helpers import STORES, open_central, store_dsn
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -57,6 +58,7 @@ def fields(pass_id: str, **changes: object) -> PassFields:
 
 @pytest.fixture(params=STORES)
 def issuer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuer]:
+    """An issuer with a key over each kind of store (for choosing which passes get cards)."""
     store = open_central(tmp_path, store_dsn(request))
     try:
         made = Issuer(tmp_path, store)
@@ -64,6 +66,15 @@ def issuer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Issuer]:
         yield made
     finally:
         store.close()
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[Issuer]:
+    """An issuer with a key over SQLite (drawing cards does not depend on the store)."""
+    with SqliteCentralStore(tmp_path / "central.sqlite3") as store:
+        made = Issuer(tmp_path, store)
+        made.new_key(START)
+        yield made
 
 
 def decode_svg(svg: str) -> str:
@@ -148,13 +159,13 @@ def test_a_pass_whose_text_no_longer_verifies_gets_no_card(issuer: Issuer) -> No
 
 
 def test_the_page_has_one_scannable_card_per_pass_and_nothing_from_outside(
-    issuer: Issuer,
+    lite: Issuer,
 ) -> None:
     cards = [
-        issue(issuer, f"KIND{i:04d}", kind=kind, household_id=f"H{i}")
+        issue(lite, f"KIND{i:04d}", kind=kind, household_id=f"H{i}")
         for i, kind in enumerate(PassKind)
     ]
-    cards.append(issue(issuer, "ESCAPED01", display_name="&**>"))
+    cards.append(issue(lite, "ESCAPED01", display_name="&**>"))
     progress: list[tuple[int, int]] = []
     page = render_sheet(
         cards, SHANGHAI, progress=lambda done, total: progress.append((done, total))
@@ -208,10 +219,10 @@ def test_grouped_ids_and_progress_lines() -> None:
 # -- the phone PNG ----------------------------------------------------------------------------
 
 
-def test_the_phone_card_has_its_size_and_its_qr_reads_back(issuer: Issuer) -> None:
+def test_the_phone_card_has_its_size_and_its_qr_reads_back(lite: Issuer) -> None:
     from PIL import Image
 
-    card = issue(issuer, "PHONE0001", display_name="欧**明")
+    card = issue(lite, "PHONE0001", display_name="欧**明")
     data = render_png(card, SHANGHAI, find_cjk_font())
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG"
@@ -224,14 +235,28 @@ def test_the_phone_card_has_its_size_and_its_qr_reads_back(issuer: Issuer) -> No
     assert gray[1000:1150].min() < 100
 
 
-def test_no_chinese_font_is_a_clear_refusal(tmp_path: Path, issuer: Issuer) -> None:
+def test_long_names_and_gate_lists_shrink_to_fit_the_phone(lite: Issuer) -> None:
+    from PIL import Image
+
+    gates = Scope.parse("gates:LGQ-012-NORTH,LGQ-012-SOUTH,LGQ-012-EAST")
+    card = issue(lite, "LONG0001", display_name=mask_name("Maximilian Oberwalder"), scope=gates)
+    assert len(card.fields.display_name) == 16
+    image = Image.open(io.BytesIO(render_png(card, SHANGHAI, find_cjk_font())))
+    gray = np.asarray(image.convert("L"))
+    body = gray[160:1170]  # below the kind band, above the pass id band
+    assert body[:, :12].min() == 255 and body[:, -12:].min() == 255  # nothing runs off the edge
+    (code,) = DECODER.decode(np.ascontiguousarray(gray))
+    assert code.text == card.text
+
+
+def test_no_chinese_font_is_a_clear_refusal(tmp_path: Path, lite: Issuer) -> None:
     with pytest.raises(CardRefused) as refused:
         find_cjk_font([tmp_path / "missing.ttc"], fontconfig=False)
     assert refused.value.code == "no-cjk-font"
     bogus = tmp_path / "bogus.ttf"
     bogus.write_bytes(b"not a font")
     assert find_cjk_font([tmp_path / "missing.ttc", bogus], fontconfig=False) == bogus
-    card = issue(issuer, "FONT0001")
+    card = issue(lite, "FONT0001")
     with pytest.raises(CardRefused) as refused:
         render_png(card, SHANGHAI, bogus)
     assert refused.value.code == "no-cjk-font"
