@@ -28,7 +28,17 @@ from gate_agent.core.passes import (
 )
 from sync import bundle_import, pull
 from sync.bundle import BundleError
-from sync.errors import SyncError
+from sync.cards import (
+    CARDS_PER_SHEET,
+    DEFAULT_TZ,
+    card_for,
+    progress_printer,
+    render_sheet,
+    select,
+    store_keyring,
+    timezone,
+)
+from sync.errors import CardRefused, SyncError
 from sync.issuer import Issuer, new_pass_id
 from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
@@ -125,6 +135,25 @@ def _parser() -> argparse.ArgumentParser:
     issue.add_argument("--png", type=Path, help="also write the QR code as a PNG image")
     issue.add_argument("--json", action="store_true", help="print a JSON object")
     issue.set_defaults(handler=_passes_issue)
+    cards = passes.add_parser(
+        "cards", help="an A4 HTML page of printable pass cards (print from the browser)"
+    )
+    cards.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    cards.add_argument(
+        "--household", action="append", default=[], help="this household's passes (repeatable)"
+    )
+    cards.add_argument(
+        "--pass", dest="pass_ids", action="append", default=[], help="this pass (repeatable)"
+    )
+    cards.add_argument("--all-active", action="store_true", help="every pass in force or to come")
+    cards.add_argument("--tz", default=DEFAULT_TZ, help=f"the community's timezone ({DEFAULT_TZ})")
+    cards.set_defaults(handler=_passes_cards)
+    card = passes.add_parser("card", help="one pass's card as a PNG for a phone screen")
+    card.add_argument("pass_id")
+    card.add_argument("--png", type=Path, required=True, help="the PNG file to write")
+    card.add_argument("--tz", default=DEFAULT_TZ, help=f"the community's timezone ({DEFAULT_TZ})")
+    card.add_argument("--font", type=Path, help="a font file with Chinese (default: found)")
+    card.set_defaults(handler=_passes_card)
     revoke = passes.add_parser("revoke", help="revoke a pass (gates refuse it after import)")
     revoke.add_argument("pass_id")
     revoke.add_argument("--reason", required=True, help="why, for the audit trail")
@@ -195,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
         set_,
         unset,
     )
-    for command in (*leaves, settings, listing, log):
+    for command in (*leaves, cards, card, settings, listing, log):
         _dsn_option(command)
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
@@ -358,6 +387,57 @@ def _passes_issue(args: argparse.Namespace, issuer: Issuer) -> int:
     else:
         print(text)
     return 0
+
+
+def _passes_cards(args: argparse.Namespace, issuer: Issuer) -> int:
+    if not (args.household or args.pass_ids or args.all_active):
+        raise ValueError("say whose cards: --household H, --pass P (repeatable) or --all-active")
+    tz = timezone(args.tz)
+    chosen, skipped = select(
+        issuer.store,
+        datetime.now(UTC),
+        households=args.household,
+        pass_ids=args.pass_ids,
+        all_active=args.all_active,
+    )
+    for item in skipped:
+        print(f"skipped {item.pass_id}: {item.detail}", file=sys.stderr)
+    if not chosen:
+        raise CardRefused("no-cards", "no pass to print a card for")
+    page = render_sheet(chosen, tz, progress=progress_printer(sys.stderr.write))
+    _write_atomically(args.out, page.encode("utf-8"))
+    sheets = -(-len(chosen) // CARDS_PER_SHEET)
+    print(
+        f"{len(chosen)} cards on {sheets} A4 pages written to {args.out}"
+        + (f"; {len(skipped)} skipped" if skipped else "")
+    )
+    return 0
+
+
+def _passes_card(args: argparse.Namespace, issuer: Issuer) -> int:
+    from sync.card_png import find_cjk_font, render_png  # noqa: PLC0415 - Pillow only here
+
+    tz = timezone(args.tz)
+    font = args.font if args.font else find_cjk_font()
+    if not font.is_file():
+        raise ValueError(f"--font {font}: no such file")
+    card = card_for(
+        issuer.store.get_pass(args.pass_id), store_keyring(issuer.store), datetime.now(UTC)
+    )
+    _write_atomically(args.png, render_png(card, tz, font))
+    print(f"card of pass {args.pass_id} written to {args.png}")
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a whole file or leave the old one: never a half-written card to print."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _passes_revoke(args: argparse.Namespace, issuer: Issuer) -> int:

@@ -5,7 +5,8 @@ SyncError
  ├── IssuerKeyError  (LookupError) no usable issuer key, or a key file that is wrong
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
  ├── Conflict        (ValueError)  what the admin asked for already exists
- └── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
+ ├── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
+ └── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
 """
 
 
@@ -31,3 +32,12 @@ class Conflict(SyncError, ValueError):
 
 class KeyInUse(SyncError, ValueError):
     """Retiring this key would leave no active issuer key to sign passes with."""
+
+
+class CardRefused(SyncError, ValueError):
+    """A pass card cannot be made; ``code`` is stable, for scripts and tests."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})")
+        self.code = code

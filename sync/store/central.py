@@ -20,7 +20,7 @@ PostgreSQL, so that several ``gate-sync serve`` replicas share issuing and revok
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -138,6 +138,15 @@ class IssuerStore(Protocol):
 
     def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
         """Revoke a pass; False when it was already revoked. ``NotFound`` when unknown."""
+
+    def household_passes(self, household_ids: Sequence[str]) -> list[PassRow]:
+        """Every pass ever issued to these households, revoked and expired ones too.
+
+        Ordered by household id, then pass id; an unknown household has none.
+        """
+
+    def active_passes(self, now: datetime) -> list[PassRow]:
+        """Passes of every kind not revoked and valid until after ``now``, by household, id."""
 
     def isolate(
         self, household_id: str, start: datetime, end: datetime, note: str, now: datetime

@@ -16,6 +16,7 @@ store returns them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,8 @@ from sync.store.postgres_base import (
 
 #: A smaller pool than the streams': issuing is rare, list reads are cached per version.
 CENTRAL_POOL_SIZE = 4
+#: The columns of a ``PassRow``, in its order.
+_PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 _MIGRATIONS: Migrations = (
     (
@@ -320,14 +323,12 @@ class PostgresCentralStore(PostgresDatabase):
         """One issued pass; NotFound when there is none."""
         with self._tx("read pass") as conn:
             row = conn.execute(
-                "SELECT pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
-                " FROM passes WHERE pass_id = %s",
+                f"SELECT {_PASS_COLUMNS} FROM passes WHERE pass_id = %s",  # noqa: S608 - constant
                 (pass_id,),
             ).fetchone()
         if row is None:
             raise NotFound(f"no pass {pass_id}")
-        pid, kind, household, text, until, revoked, reason = row
-        return PassRow(pid, kind, household, text, _iso(until), _iso_or_none(revoked), reason)
+        return _pass_row(row)
 
     def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
         """Revoke a pass; False when it was already revoked. NotFound when unknown."""
@@ -346,6 +347,29 @@ class PostgresCentralStore(PostgresDatabase):
             self._bump(conn, "revocations", pass_id)
             self._bump(conn, "directory", pass_id)
         return True
+
+    def household_passes(self, household_ids: Sequence[str]) -> list[PassRow]:
+        """Every pass ever issued to these households, by household id, then pass id."""
+        wanted = sorted(set(household_ids))
+        if not wanted:
+            return []
+        with self._tx("read household passes") as conn:
+            rows = conn.execute(
+                f"SELECT {_PASS_COLUMNS} FROM passes WHERE household_id = ANY(%s)"  # noqa: S608 - constant
+                " ORDER BY household_id, pass_id",
+                (wanted,),
+            ).fetchall()
+        return [_pass_row(row) for row in rows]
+
+    def active_passes(self, now: datetime) -> list[PassRow]:
+        """Passes of every kind not revoked and valid until after ``now``, by household, id."""
+        with self._tx("read active passes") as conn:
+            rows = conn.execute(
+                f"SELECT {_PASS_COLUMNS} FROM passes"  # noqa: S608 - a constant column list
+                " WHERE revoked_at IS NULL AND valid_until > %s ORDER BY household_id, pass_id",
+                (aware(now),),
+            ).fetchall()
+        return [_pass_row(row) for row in rows]
 
     # -- isolations ---------------------------------------------------------------------
 
@@ -475,6 +499,12 @@ class PostgresCentralStore(PostgresDatabase):
             )
             for pid, kind, household, scope, start, until, name, unit, quota in rows
         ]
+
+
+def _pass_row(row: Sequence[Any]) -> PassRow:
+    """A ``PassRow`` from the ``_PASS_COLUMNS`` of a row, times as the SQLite store gives them."""
+    pid, kind, household, text, until, revoked, reason = row
+    return PassRow(pid, kind, household, text, _iso(until), _iso_or_none(revoked), reason)
 
 
 def _first(cursor: psycopg.Cursor[Row]) -> Any:

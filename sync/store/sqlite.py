@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
     set_by TEXT NOT NULL
 );
 """
+#: The columns of a ``PassRow``, in its order.
+_PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 
 class SqliteCentralStore:
@@ -305,8 +307,7 @@ class SqliteCentralStore:
     def get_pass(self, pass_id: str) -> PassRow:
         """One issued pass; NotFound when there is none."""
         row = self._db.execute(
-            "SELECT pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
-            " FROM passes WHERE pass_id = ?",
+            f"SELECT {_PASS_COLUMNS} FROM passes WHERE pass_id = ?",  # noqa: S608 - constant
             (pass_id,),
         ).fetchone()
         if row is None:
@@ -326,6 +327,30 @@ class SqliteCentralStore:
                 self._bump(db, "revocations", pass_id)
                 self._bump(db, "directory", pass_id)
         return bool(changed)
+
+    def household_passes(self, household_ids: Sequence[str]) -> list[PassRow]:
+        """Every pass ever issued to these households, by household id, then pass id."""
+        wanted = sorted(set(household_ids))
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_PASS_COLUMNS} FROM passes WHERE household_id IN ({marks})"  # noqa: S608 - only "?" marks
+                " ORDER BY household_id, pass_id",
+                wanted,
+            ).fetchall()
+        return [PassRow(*row) for row in rows]
+
+    def active_passes(self, now: datetime) -> list[PassRow]:
+        """Passes of every kind not revoked and valid until after ``now``, by household, id."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_PASS_COLUMNS} FROM passes"  # noqa: S608 - a constant column list
+                " WHERE revoked_at IS NULL AND valid_until > ? ORDER BY household_id, pass_id",
+                (_iso(now),),
+            ).fetchall()
+        return [PassRow(*row) for row in rows]
 
     def isolate(
         self, household_id: str, start: datetime, end: datetime, note: str, now: datetime

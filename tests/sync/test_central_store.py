@@ -161,6 +161,37 @@ def test_refusals_are_the_same(store: IssuerStore) -> None:
     assert store.list_version("revocations") == 0
 
 
+def test_passes_by_household_and_the_active_ones(store: IssuerStore) -> None:
+    kid = store.add_key(raw_key(), NOW)
+    other = PassFields(**{**fields("BBBBBB1").__dict__, "household_id": "H2"})
+    store.add_pass(other, "text-b1", kid, NOW)
+    store.add_pass(fields("AAAAAA2", days=1), "text-2", kid, NOW)
+    store.add_pass(fields("AAAAAA1"), "text-1", kid, NOW)
+    store.add_pass(fields("AAAAAA3", kind=PassKind.VEHICLE), "text-3", kid, NOW)
+    store.revoke("AAAAAA3", "sold the car", LATER)
+
+    h1 = store.household_passes(["H1"])
+    # Revoked and expired passes are there too, for the caller to say why it skips them.
+    assert [(row.pass_id, row.text) for row in h1] == [
+        ("AAAAAA1", "text-1"), ("AAAAAA2", "text-2"), ("AAAAAA3", "text-3"),
+    ]  # fmt: skip
+    assert h1[2].revoked_at == LATER.isoformat()
+    assert h1[2].revoke_reason == "sold the car"
+    assert h1[1].valid_until == "2026-03-02T08:00:00+00:00"
+    both = store.household_passes(["H2", "H1", "H2", "H9"])
+    assert [row.pass_id for row in both] == ["AAAAAA1", "AAAAAA2", "AAAAAA3", "BBBBBB1"]
+    assert store.household_passes([]) == []
+    assert store.household_passes(["H9"]) == []
+
+    # Vehicles count (a card is printed for them), revoked ones do not.
+    assert [row.pass_id for row in store.active_passes(NOW)] == ["AAAAAA1", "AAAAAA2", "BBBBBB1"]
+    later = store.active_passes(NOW + timedelta(days=1))  # AAAAAA2 ends at that very second
+    assert [row.pass_id for row in later] == ["AAAAAA1", "BBBBBB1"]
+    assert later[0] == store.get_pass("AAAAAA1")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.active_passes(NOW.replace(tzinfo=None))
+
+
 # -- PostgreSQL only ----------------------------------------------------------------------
 
 
