@@ -18,7 +18,7 @@ from gate_agent.ledger import Ledger
 from sync.server.app import create_app
 from tests.ledger.helpers import draft
 from tests.sync.stream_helpers import ADMIN_TOKEN, GATE, NOW, TickingClock, centre, serving
-from tests.sync.test_downlink import fields
+from tests.sync.test_issuer import fields
 from tests.test_station import config
 from tests.test_uplink_lists import Site
 

@@ -18,7 +18,7 @@ from sync.issuer import Issuer
 from sync.server.app import create_app
 from tests.ledger.helpers import draft
 from tests.sync.stream_helpers import ADMIN_TOKEN, GATE, NOW, Centre, centre, serving
-from tests.sync.test_downlink import fields
+from tests.sync.test_issuer import fields
 
 
 @dataclass

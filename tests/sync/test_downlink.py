@@ -6,7 +6,6 @@ import base64
 import json
 import multiprocessing
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gate_agent.core.passes import PassFields, PassKind, Scope, key_id, mask_name
+from gate_agent.core.passes import key_id
 from sync.issuer import Issuer
 from sync.lists import ListsPayload, ListsRefused, ListUpdate, sign_lists, verify_lists
 from sync.server.app import create_app
@@ -30,19 +29,7 @@ from tests.sync.stream_helpers import (
     serving,
     store_dsn,
 )
-
-
-def fields(pass_id: str, days: int = 30) -> PassFields:
-    return PassFields(
-        pass_id=pass_id,
-        kind=PassKind.RESIDENT,
-        household_id="H1",
-        scope=Scope.parse("compound:C1"),
-        valid_from=NOW,
-        valid_until=NOW + timedelta(days=days),
-        display_name=mask_name("王小明"),
-        unit="1-1-101",
-    )
+from tests.sync.test_issuer import fields
 
 
 @pytest.fixture(params=STORES)

@@ -22,7 +22,8 @@ from sync.issuer import Issuer
 from sync.lists import ListsPayload, verify_lists
 from sync.store import IssuerStore, SqliteCentralStore
 from tests.sync.stream_helpers import GATE, STORES, open_central, store_dsn
-from tests.sync.test_downlink import fields, pinned
+from tests.sync.test_downlink import pinned
+from tests.sync.test_issuer import fields
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 OVERLAP = timedelta(days=14)
