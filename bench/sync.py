@@ -46,6 +46,8 @@ from gate_agent.clock import FakeClock
 from gate_agent.ledger import Ledger
 from gate_agent.ledger.wire import wire_entries
 from gate_agent.uplink import Step, UplinkSettings, Uploader
+from sync.cli import open_central
+from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_ENTRIES, Batch
 from sync.server.auth import secret_hash
 from sync.store import SqliteStreamStore, StreamStore
@@ -443,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             with postgres as dsn_for:
                 pg_backlog = sqlite_dir("central-pg-backlog")
                 dsn = dsn_for("backlog")
+                _make_centre_key(pg_backlog, dsn)
                 backlog["postgres"] = round(
                     backlog_seconds(
                         pg_ledger, gate, lambda: _pg_store(dsn),
@@ -519,6 +522,12 @@ def _postgres(mode: str, folder: Path) -> tuple[Any, str | None]:
     if reason is not None:
         return None, reason
     return pg.server(folder / "pg"), None
+
+
+def _make_centre_key(data_dir: Path, dsn: str) -> None:
+    """Over a shared database the centre key is made before any server starts."""
+    with contextlib.closing(open_central(data_dir, dsn)) as store:
+        Issuer(data_dir, store).centre_key()
 
 
 def _pg_store(dsn: str) -> StreamStore:

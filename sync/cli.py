@@ -38,8 +38,8 @@ from sync.cards import (
     store_keyring,
     timezone,
 )
-from sync.errors import CardRefused, SyncError
-from sync.issuer import Issuer, new_pass_id
+from sync.errors import CardRefused, IssuerKeyError, SyncError
+from sync.issuer import CENTRE_KEY_FILE, Issuer, new_pass_id
 from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
 from sync.pull import parse_moment
@@ -700,6 +700,13 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     if not 1 <= args.workers <= 64:
         raise ValueError("--workers must be between 1 and 64")
     admin_token = read_admin_token(args.admin_token_file)
+    if args.dsn and not (issuer.keys_dir / CENTRE_KEY_FILE).exists():
+        # Over a shared database this may be one replica of several: a key of its own
+        # would sign lists that every gate refuses. The key is made once, on purpose.
+        raise IssuerKeyError(
+            f"no centre key in {issuer.keys_dir}: copy keys/{CENTRE_KEY_FILE} from the machine"
+            " that made it, or make it there first with `gate-sync --dsn ... keys centre`"
+        )
     # Made before any worker starts, so workers never race to create it.
     issuer.centre_key()
     # Every batch is in the sync log already; a line per request would flood the

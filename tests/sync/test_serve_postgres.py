@@ -78,8 +78,23 @@ def server(tmp_path: Path, postgres_dsn: str) -> Iterator[tuple[str, Path]]:
     """A server over a fresh PostgreSQL schema; URL and data dir."""
     data = tmp_path / "central"
     data.mkdir()
+    # Over a shared database the centre key is made on purpose, never by a server.
+    assert cli.main(["--data-dir", str(data), "--dsn", postgres_dsn, "keys", "centre"]) == 0
     with serving(data, postgres_dsn) as url:
         yield url, data
+
+
+def test_a_server_over_a_shared_database_never_makes_its_own_centre_key(
+    tmp_path: Path, postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "admin.token"
+    token.write_text(ADMIN_TOKEN, encoding="utf-8")
+    token.chmod(0o600)
+    code = cli.main(["--data-dir", str(tmp_path / "replica"), "--dsn", postgres_dsn,
+                          "serve", "--admin-token-file", str(token)])  # fmt: skip
+    assert code == 1
+    assert "no centre key" in capsys.readouterr().err
+    assert not (tmp_path / "replica" / "keys" / "centre.pem").exists()
 
 
 def test_serve_with_a_dsn_stores_uploads_in_postgresql(
