@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from gate_agent.assemble import Gate
 from gate_agent.clock import Clock
+from gate_agent.ledger.state import CENTRE
 
 
 def local_midnight(now: datetime, zone: str) -> datetime:
@@ -45,6 +46,7 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
     return {
         "gate": {"id": config.gate.id, "name": config.gate.name},
         "mode": gate.station.assessor.mode().value,
+        "mode_set": mode_set(gate),
         "today": asdict(summary),
         "people_inside": ledger.people_inside_estimate(now - timedelta(days=1)),
         "lists": lists,
@@ -54,6 +56,16 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
         "sync": sync_status(gate),
         "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
     }
+
+
+def mode_set(gate: Gate) -> dict[str, Any]:
+    """Who set the mode in force: the centre, an admin at this gate, or the gate's config."""
+    mode = gate.station.assessor.mode().value
+    last = gate.ledger.state.local_mode()
+    if last is None or last[0] != mode:
+        return {"source": "config", "by": None, "at": None}
+    _, at, by = last
+    return {"source": "centre" if by == CENTRE else "gate", "by": by, "at": at.isoformat()}
 
 
 def sync_status(gate: Gate) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 
 from gate_agent.core import messages
 from gate_agent.core.reasons import Reason
+from gate_agent.ledger.state import ListChange
 from tests.console.conftest import ConsoleSite
 
 STATIC = Path(__file__).resolve().parents[2] / "gate_agent" / "console" / "static"
@@ -107,9 +108,18 @@ def test_only_admins_switch_the_mode(console: ConsoleSite) -> None:
         refused = guard.post("/api/mode", json={"mode": "lockdown"})
         assert (refused.status_code, refused.json()["error"]) == (403, "admins_only")
     with signed_in(console, admin=True) as admin:
+        assert admin.get("/api/status").json()["mode_set"]["source"] == "config"
         assert admin.post("/api/mode", json={"mode": "lockdown"}).json() == {"mode": "lockdown"}
-        assert admin.get("/api/status").json()["mode"] == "lockdown"
+        status = admin.get("/api/status").json()
+        assert status["mode"] == "lockdown"
+        assert (status["mode_set"]["source"], status["mode_set"]["by"]) == ("gate", "admin")
         assert admin.post("/api/mode", json={"mode": "closed"}).status_code == 422
+        # The centre orders screening: the latest instruction holds, and says whose it is.
+        console.gate.ledger.state.apply_changes(
+            [ListChange("settings", 5, [{"key": "mode", "value": "screening"}])]
+        )
+        status = admin.get("/api/status").json()
+        assert (status["mode"], status["mode_set"]["source"]) == ("screening", "centre")
 
 
 def test_form_posts_need_the_csrf_token(console: ConsoleSite) -> None:

@@ -109,6 +109,14 @@
     dd.classList.toggle("number", typeof text === "number");
   }
 
+  /* " · set by the centre" or " · set here by 李主任": a guard sees whose order it is. */
+  function modeSetWords(set) {
+    if (!set || !set.source || set.source === "config") return "";
+    const when = set.at ? " " + GC.timeText({ at: set.at }) : "";
+    if (set.source === "centre") return " · " + t("mode_by_centre") + when;
+    return " · " + t("mode_by_admin", { name: set.by || "" }) + when;
+  }
+
   function renderStatus() {
     const st = state.status;
     const warnings = [];
@@ -121,7 +129,7 @@
       setTile("s-inside", pick(st.people_inside, st.inside, today.inside));
       const fevers = pick(today.fevers, st.fevers_today, st.fevers);
       setTile("s-fevers", fevers, fevers > 0);
-      setTile("s-mode", st.mode ? GC.modeWord(st.mode) : "");
+      setTile("s-mode", st.mode ? GC.modeWord(st.mode) + modeSetWords(st.mode_set) : "");
       setTile("s-clock", synced ? t("clock_ok") : t("clock_bad"), !synced);
       let listText = t("lists_never");
       if (typeof lists.age === "number" && !lists.never) {

@@ -109,6 +109,8 @@ window.GateWords = {
   clock_bad: ["未校准", "Not synced"],
   lists_ok: ["{age}前更新", "Updated {age} ago"],
   lists_stale: ["已过期（{age}前更新）", "Stale (updated {age} ago)"],
+  mode_by_centre: ["中心设定", "set by the centre"],
+  mode_by_admin: ["{name} 在本门岗设定", "set here by {name}"],
   lists_never: ["从未更新", "Never updated"],
   sync_ok: ["正常", "OK"],
   sync_pending: ["待上传 {n} 条", "{n} waiting"],
