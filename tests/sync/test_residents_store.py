@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gate_agent.core.passes import PassFields, PassKind, Scope, mask_name
+from sync import bulk
 from sync.errors import Conflict, NotFound
 from sync.issuer import Issuer
 from sync.store import IssuerStore
@@ -126,3 +127,37 @@ def test_replacing_a_pass_keeps_its_holder_and_revokes_the_old(
         issuer.replace("NOSUCH01", fields("NEW00003"), "x", NOW)
     with pytest.raises(NotFound):
         store.get_pass("NEW00002")
+
+
+def test_a_bulk_run_that_fails_midway_keeps_whole_chunks_and_a_rerun_continues(
+    store: IssuerStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    homes = [Household(f"C1-1-1-{n}", "", "C1", "1", "1", str(n)) for n in range(101, 106)]
+    store.import_residents(
+        homes,
+        [Person(h.household_id, f"张{n}明", "", "resident") for n, h in enumerate(homes)],
+        NOW,
+    )
+    issuer = Issuer(tmp_path, store)
+    issuer.new_key(NOW)
+    issuer.issue_many([(fields("TAKEN001", "OTHER"), None)], NOW)
+    ids = iter(["FRESH001", "FRESH002", "FRESH003", "TAKEN001"])
+    monkeypatch.setattr(bulk, "new_pass_id", lambda: next(ids))  # the 4th id collides
+    options = {
+        "compound": "C1",
+        "kind": PassKind.RESIDENT,
+        "per": "person",
+        "start": NOW,
+        "days": 30,
+        "scope": Scope.parse("compound:C1"),
+        "now": NOW,
+        "chunk": 2,
+    }
+    with pytest.raises(Conflict):
+        bulk.issue_bulk(issuer, **options)  # type: ignore[arg-type]
+    issued = [row.pass_id for row in store.active_passes(NOW) if row.household_id != "OTHER"]
+    assert issued == ["FRESH001", "FRESH002"]  # chunk 1 whole, chunk 2 not at all
+    monkeypatch.undo()
+    again = bulk.issue_bulk(issuer, **options)  # type: ignore[arg-type]
+    assert again == bulk.BulkResult(issued=3, skipped=2)
+    assert len(store.live_holders("resident", NOW)) == 5
