@@ -19,14 +19,13 @@ import segno
 from pydantic import ValidationError
 
 from gate_agent.core.passes import (
-    ExitQuota,
     PassFieldError,
     PassFields,
     PassKind,
     Scope,
     mask_name,
 )
-from sync import bundle_import, pull
+from sync import bundle_import, cli_admin, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -158,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("pass_id")
     revoke.add_argument("--reason", required=True, help="why, for the audit trail")
     revoke.set_defaults(handler=_passes_revoke)
+    cli_admin.register(commands, passes)
 
     households = commands.add_parser("households", help="home isolation").add_subparsers(
         dest="households_command", required=True
@@ -762,13 +762,7 @@ def write_qr_png(text: str, path: Path) -> int:
     return int(code.version)
 
 
-def _quota(text: str | None) -> ExitQuota | None:
-    if not text:
-        return None
-    exits, sep, days = text.partition("/")
-    if not (sep and exits.isdigit() and days.isdigit()):
-        raise ValueError(f"--quota must be N/D, e.g. 1/2: {text!r}")
-    return ExitQuota(int(exits), int(days))
+_quota = cli_admin.parse_quota
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ SyncError
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
  ├── Conflict        (ValueError)  what the admin asked for already exists
  ├── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
- └── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
+ ├── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
+ └── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
 """
 
 
@@ -40,4 +41,13 @@ class CardRefused(SyncError, ValueError):
     def __init__(self, code: str, detail: str) -> None:
         """A refusal with its stable code."""
         super().__init__(f"{detail} ({code})")
+        self.code = code
+
+
+class RosterRefused(SyncError, ValueError):
+    """A residents file that cannot be imported; ``code`` is stable, the text names rows."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})" if "\n" not in detail else f"({code}) {detail}")
         self.code = code

@@ -19,7 +19,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -290,6 +290,30 @@ class Issuer:
         kid, private = self.signing_key()
         text = sign(fields, private)
         self.store.add_pass(fields, text, kid, now)
+        return text
+
+    def issue_many(
+        self, items: Sequence[tuple[PassFields, int | None]], now: datetime
+    ) -> list[str]:
+        """Sign passes (each with the recorded person holding it, if any) and record them
+        in one transaction; their texts, in order."""
+        self.retire_due(now)
+        kid, private = self.signing_key()
+        texts = [sign(fields, private) for fields, _ in items]
+        self.store.add_passes(
+            [(fields, text, holder) for (fields, holder), text in zip(items, texts, strict=True)],
+            kid,
+            now,
+        )
+        return texts
+
+    def replace(self, old_id: str, fields: PassFields, reason: str, now: datetime) -> str:
+        """Sign ``fields`` as the successor of pass ``old_id`` (same holder) and revoke the
+        old one with ``reason``, in one transaction; the new pass's text."""
+        self.retire_due(now)
+        kid, private = self.signing_key()
+        text = sign(fields, private)
+        self.store.replace_pass(old_id, fields, text, kid, reason=reason, now=now)
         return text
 
     def bundle(self, now: datetime, only: str | None = None) -> ListsBundle:

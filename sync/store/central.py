@@ -78,6 +78,64 @@ class PassRow:
     revoke_reason: str | None
 
 
+@dataclass(frozen=True)
+class Household:
+    """A home as the residents file names it; its id is what passes carry (ASCII)."""
+
+    household_id: str
+    community: str
+    compound: str
+    building: str
+    unit: str
+    room: str
+
+    @property
+    def unit_label(self) -> str:
+        """building-unit-room as a pass carries it (empty parts left out)."""
+        return "-".join(part for part in (self.building, self.unit, self.room) if part)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person to record: natural key (household id, full name); personal data stays here.
+
+    ``landlord`` is the (household id, name) key of the landlord responsible for a tenant.
+    """
+
+    household_id: str
+    name: str
+    phone: str
+    role: str
+    landlord: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A recorded person with their household (full name and phone: centre only)."""
+
+    person_id: int
+    household: Household
+    name: str
+    phone: str
+    role: str
+    landlord_id: int | None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did (or would do, on a dry run)."""
+
+    households_added: int = 0
+    households_updated: int = 0
+    households_unchanged: int = 0
+    persons_added: int = 0
+    persons_updated: int = 0
+    persons_unchanged: int = 0
+
+
+#: A pass to record in a batch: its fields, its signed text, and the person holding it.
+IssuedPass = tuple[PassFields, str, int | None]
+
 #: A gate setting as stored: (gate_id, key, value, set_at, set_by); gate '' is every gate.
 SettingRow = tuple[str, str, object, str, str]
 
@@ -173,6 +231,42 @@ class IssuerStore(Protocol):
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes issued, not revoked and valid until after ``now``, by pass id."""
+
+    def import_residents(
+        self,
+        households: Sequence[Household],
+        persons: Sequence[Person],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> ImportSummary:
+        """Add or update households and persons in one transaction (none on a dry run).
+
+        Persons match on (household id, name); a tenant's landlord key must name a
+        landlord recorded before or in this call (``NotFound`` otherwise).
+        """
+
+    def residents(self, compound: str | None = None) -> list[Resident]:
+        """Recorded persons (of one compound, or all), by household id, then person id."""
+
+    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+        """Record several issued passes and their holders in one transaction, one version."""
+
+    def live_holders(self, kind: str, now: datetime) -> set[int]:
+        """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
+
+    def replace_pass(
+        self,
+        old_id: str,
+        fields: PassFields,
+        text: str,
+        kid: str,
+        *,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Record ``fields`` as the successor of ``old_id`` (same holder) and revoke the old
+        one with ``reason``, in one transaction; ``Conflict`` when it is revoked already."""
 
 
 def merged_settings(rows: Iterable[SettingRow], gate_id: str) -> dict[str, object]:

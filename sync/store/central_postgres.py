@@ -18,16 +18,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound
+from sync.store import residents_sql
 from sync.store.central import (
     DirectoryRow,
+    Household,
+    ImportSummary,
+    IssuedPass,
     KeyRow,
     PassRow,
+    Person,
+    Resident,
     SettingRow,
     merged_settings,
 )
@@ -112,6 +119,8 @@ _MIGRATIONS: Migrations = (
     ),
     # 2: a rotation plans the old key's retirement for the end of the overlap.
     ("ALTER TABLE issuer_keys ADD COLUMN retire_at timestamptz",),
+    # 3: residents, households and who holds which pass (``residents_sql``).
+    residents_sql.POSTGRES_MIGRATION,
 )
 
 
@@ -499,6 +508,86 @@ class PostgresCentralStore(PostgresDatabase):
             )
             for pid, kind, household, scope, start, until, name, unit, quota in rows
         ]
+
+    # -- residents and bulk passes (the SQL is in ``residents_sql``) -------------------------
+
+    def import_residents(
+        self,
+        households: Sequence[Household],
+        persons: Sequence[Person],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> ImportSummary:
+        """Add or update households and persons in one transaction (none on a dry run)."""
+        try:
+            with self._tx("import residents") as conn:
+                summary = residents_sql.import_residents(
+                    _runner(conn), households, persons, aware(now)
+                )
+                if dry_run:
+                    raise _Rollback(summary)
+        except _Rollback as rollback:
+            return rollback.summary
+        return summary
+
+    def residents(self, compound: str | None = None) -> list[Resident]:
+        """Recorded persons (of one compound, or all), by household id, then person id."""
+        with self._tx("read residents") as conn:
+            return residents_sql.residents(_runner(conn), compound)
+
+    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+        """Record several issued passes and their holders in one transaction, one version."""
+        with self._tx("add passes") as conn:
+            residents_sql.add_passes(
+                _runner(conn), partial(self._bump, conn), aware, issued=issued, kid=kid, now=now
+            )
+
+    def live_holders(self, kind: str, now: datetime) -> set[int]:
+        """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
+        with self._tx("read pass holders") as conn:
+            return residents_sql.live_holders(_runner(conn), aware, kind, now)
+
+    def replace_pass(
+        self,
+        old_id: str,
+        fields: PassFields,
+        text: str,
+        kid: str,
+        *,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Record ``fields`` as the successor of ``old_id`` and revoke the old one, at once."""
+        with self._tx("replace pass") as conn:
+            # Locks the old pass's row: two reissues of one pass cannot both succeed.
+            conn.execute("SELECT 1 FROM passes WHERE pass_id = %s FOR UPDATE", (old_id,))
+            residents_sql.replace_pass(
+                _runner(conn),
+                partial(self._bump, conn),
+                aware,
+                old_id=old_id,
+                new=(fields, text, None),
+                kid=kid,
+                reason=reason,
+                now=now,
+            )
+
+
+class _Rollback(Exception):
+    """Ends a dry run's transaction, carrying what it would have done."""
+
+    def __init__(self, summary: ImportSummary) -> None:
+        super().__init__("dry run")
+        self.summary = summary
+
+
+def _runner(conn: psycopg.Connection[Row]) -> residents_sql.Run:
+    def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor = conn.execute(sql.replace("?", "%s"), tuple(params))
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+    return run
 
 
 def _pass_row(row: Sequence[Any]) -> PassRow:

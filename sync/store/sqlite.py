@@ -12,16 +12,24 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
+from sync.store import residents_sql
 from sync.store.central import (
     DirectoryRow,
+    Household,
+    ImportSummary,
+    IssuedPass,
     KeyRow,
     PassRow,
+    Person,
+    Resident,
     SettingRow,
     merged_settings,
 )
@@ -109,6 +117,7 @@ class SqliteCentralStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(residents_sql.SQLITE_SCHEMA)
             _upgrade(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
@@ -456,6 +465,83 @@ class SqliteCentralStore:
             (_iso(now),),
         )
         return [DirectoryRow(*row) for row in rows]
+
+    # -- residents and bulk passes (the SQL is in ``residents_sql``) -------------------------
+
+    def import_residents(
+        self,
+        households: Sequence[Household],
+        persons: Sequence[Person],
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> ImportSummary:
+        """Add or update households and persons in one transaction (none on a dry run)."""
+        try:
+            with self._tx() as db:
+                summary = residents_sql.import_residents(
+                    _runner(db), households, persons, _iso(now)
+                )
+                if dry_run:
+                    raise _Rollback(summary)
+        except _Rollback as rollback:
+            return rollback.summary
+        return summary
+
+    def residents(self, compound: str | None = None) -> list[Resident]:
+        """Recorded persons (of one compound, or all), by household id, then person id."""
+        with self._lock:
+            return residents_sql.residents(_runner(self._db), compound)
+
+    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+        """Record several issued passes and their holders in one transaction, one version."""
+        with self._tx() as db:
+            residents_sql.add_passes(
+                _runner(db), partial(self._bump, db), _iso, issued=issued, kid=kid, now=now
+            )
+
+    def live_holders(self, kind: str, now: datetime) -> set[int]:
+        """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
+        with self._lock:
+            return residents_sql.live_holders(_runner(self._db), _iso, kind, now)
+
+    def replace_pass(
+        self,
+        old_id: str,
+        fields: PassFields,
+        text: str,
+        kid: str,
+        *,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Record ``fields`` as the successor of ``old_id`` and revoke the old one, at once."""
+        with self._tx() as db:
+            residents_sql.replace_pass(
+                _runner(db),
+                partial(self._bump, db),
+                _iso,
+                old_id=old_id,
+                new=(fields, text, None),
+                kid=kid,
+                reason=reason,
+                now=now,
+            )
+
+
+class _Rollback(Exception):
+    """Ends a dry run's transaction, carrying what it would have done."""
+
+    def __init__(self, summary: ImportSummary) -> None:
+        super().__init__("dry run")
+        self.summary = summary
+
+
+def _runner(db: sqlite3.Connection) -> residents_sql.Run:
+    def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in db.execute(sql, tuple(params)).fetchall()]
+
+    return run
 
 
 def _upgrade(db: sqlite3.Connection) -> None:

@@ -139,10 +139,11 @@ def test_a_postgres_centre_from_before_rotation_is_upgraded(postgres_dsn: str) -
     with PostgresCentralStore(postgres_dsn) as store:
         kid = store.add_key(raw_key(), NOW)
     with psycopg.connect(postgres_dsn) as conn:  # back to migration 1, with a key in it
+        conn.execute("DROP TABLE pass_holders, persons, households")  # migration 3's
         conn.execute("ALTER TABLE issuer_keys DROP COLUMN retire_at")
-        conn.execute("DELETE FROM central_schema_version WHERE version = 2")
+        conn.execute("DELETE FROM central_schema_version WHERE version >= 2")
     with PostgresCentralStore(postgres_dsn) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == len(PostgresCentralStore.MIGRATIONS)
         assert store.rotate_key(raw_key(), ENDS, NOW) == [kid]
         assert states(store)[kid][0] == "rotating"
 
