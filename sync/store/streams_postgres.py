@@ -142,8 +142,7 @@ _MIGRATIONS: Migrations = (
             SELECT CASE WHEN strpos(content, '\\u0000') = 0 THEN content::jsonb END
         $$""",
         "CREATE INDEX entries_pass ON entries((gate_entry_json(content) ->> 'pass_id'))",
-        "CREATE INDEX entries_household"
-        " ON entries((gate_entry_json(content) ->> 'household_id'))",
+        "CREATE INDEX entries_household ON entries((gate_entry_json(content) ->> 'household_id'))",
     ),
 )
 
