@@ -158,6 +158,23 @@ def test_a_database_of_the_first_schema_gains_the_trace_indexes(
         )
         assert [r.seq for r in new.entries_matching(window, 0, 100)] == [2, 3]
     with psycopg.connect(postgres_dsn) as conn:
+        # Queries as entries_matching writes them can be answered from the indexes.
+        conn.execute("SET enable_seqscan = off")
+        by_gate = conn.execute(
+            "EXPLAIN SELECT ingest_id FROM entries WHERE gate_id = ANY(%s)"
+            " AND gate_entry_time(corrected_time, wall_time) >= %s",
+            ([GATE], T0),
+        ).fetchall()
+        by_pass = conn.execute(
+            "EXPLAIN SELECT ingest_id FROM entries"
+            " WHERE (gate_entry_json(content) ->> 'pass_id') = ANY(%s)",
+            (["pass-0"],),
+        ).fetchall()
+        # (With so few rows the planner may take the time index alone: either is fine.)
+        assert "Index Scan using entries_gate_time" in str(by_gate) or (
+            "Index Scan using entries_time" in str(by_gate)
+        )
+        assert "entries_pass" in str(by_pass)
         names = {
             row[0]
             for row in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'entries'")
