@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from contextlib import closing
@@ -82,7 +83,9 @@ def _trace(args: argparse.Namespace, issuer: Issuer, open_streams: OpenStreams) 
         if args.trace_command == "inside":
             at = parse_moment(args.at, end_of_day=False)
             rows = trace.inside_rows(streams, args.gate, at)
-            table = trace.Table(trace.INSIDE_COLUMNS, rows, sheet=f"inside-{args.compound}")
+            # An XLSX sheet name: at most 31 characters, none of []:*?/\
+            sheet = re.sub(r"[\[\]:*?/\\]", "_", f"inside-{args.compound}")[:31]
+            table = trace.Table(trace.INSIDE_COLUMNS, rows, sheet=sheet)
         else:
             since, until = _window(args)
             if args.trace_command == "gates":

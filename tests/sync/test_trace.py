@@ -277,6 +277,15 @@ def test_trace_commands_write_csv_and_xlsx(synced: Synced, tmp_path: Path) -> No
     assert [(r["pass_id"], r["inside_since"]) for r in read_csv(inside)] == [
         (PASS_1, at(6).isoformat()), (PASS_2, at(1).isoformat()),
     ]  # fmt: skip
+    inside_xlsx = tmp_path / "inside.xlsx"
+    odd = "北区/一期:[东门]*" + "x" * 40  # not a sheet name as it stands
+    assert (
+        cli(synced, *argv[:3], odd, *argv[4:], "--at", at(8).isoformat(), "--out", str(inside_xlsx))
+        == 0
+    )
+    book = load_workbook(inside_xlsx)
+    assert book.sheetnames == ["inside-北区_一期__东门__xxxxxxxxxxxxx"]
+    assert [row[0] for row in sheet_rows(inside_xlsx)] == ["pass_id", PASS_1, PASS_2]
     bad = tmp_path / "bad.csv"
     assert (
         cli(synced, "trace", "pass", PASS_2, "--since", until, "--until", since, "--out", str(bad))
