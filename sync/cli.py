@@ -44,6 +44,7 @@ from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
 from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
+from sync.trace_cli import add_commands as add_trace_commands
 
 DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
 #: The environment variable carrying `serve`'s command line to its worker processes.
@@ -239,6 +240,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _dsn_option(pull)
     pull.set_defaults(handler=_pull)
+
+    add_trace_commands(commands, _dsn_option, open_streams)
 
     imp = commands.add_parser(
         "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"

@@ -83,7 +83,7 @@ def rows(
 ) -> Iterator[dict[str, Any]]:
     """Every stored entry after ``after`` the filter keeps, in ingest order, as a flat row."""
     for record, _ in _records(store, after, progress):
-        row, when = _flat(record)
+        row, when = flat_row(record)
         if wanted.keeps(row, when):
             yield row
 
@@ -102,7 +102,7 @@ def page(
     cursor = after
     for record, seen in _records(store, after, None):
         cursor = record.ingest_id
-        row, when = _flat(record)
+        row, when = flat_row(record)
         if wanted.keeps(row, when):
             kept.append(row)
         if len(kept) >= limit or seen >= MAX_SCAN:
@@ -127,7 +127,8 @@ def _records(
             progress(seen)
 
 
-def _flat(record: EntryRecord) -> tuple[dict[str, Any], datetime | None]:
+def flat_row(record: EntryRecord) -> tuple[dict[str, Any], datetime | None]:
+    """An entry as a row of ``COLUMNS`` (no personal data), and its time."""
     content = record.content
     recorded = content.get("wall_time")
     when = record.corrected_time or (_time(recorded) if isinstance(recorded, str) else None)

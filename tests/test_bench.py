@@ -10,6 +10,7 @@ import pytest
 
 from bench import bundle, decode, gate, ledger, passes
 from bench import sync as sync_bench
+from bench import trace as trace_bench
 
 
 def run(module: object, out: Path, *args: str) -> dict[str, Any]:
@@ -85,3 +86,14 @@ def test_sync_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (fleet["failed_uploads"], fleet["gates_complete"], fleet["batches"]) == (0, 4, 8)
     assert fleet["p99_batch_ms"] >= fleet["p50_batch_ms"] > 0
     assert report["ratio_sqlite_ingest_vs_baseline"] > 0
+
+
+def test_trace_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(trace_bench, tmp_path / "t.json", "--gates", "2", "--count", "150",
+                 "--passes", "15", "--spacing-seconds", "30")  # fmt: skip
+    capsys.readouterr()
+    assert report["entries"] == 300
+    # The indexed trace finds exactly what the full scan finds: an hour at 30 s apart.
+    assert report["same_rows_as_scan"] is True and report["gate_hour_rows"] == 120
+    assert report["pass_rows"] == 300 // 15 and report["inside_passes"] > 0
+    assert {"ratio_trace_vs_scan", "ratio_ingest_with_vs_without"} <= set(report)

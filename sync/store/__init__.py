@@ -7,16 +7,32 @@ They are imported only when a DSN is given, since psycopg is the optional ``post
 extra.
 """
 
-from sync.store.central import DirectoryRow, IssuerStore, KeyRow, PassRow, SettingRow
+from sync.store.central import (
+    DirectoryRow,
+    IsolationRow,
+    IssuerStore,
+    KeyRow,
+    PassRow,
+    SettingRow,
+)
 from sync.store.sqlite import CentralStore, SqliteCentralStore
-from sync.store.streams import EntryRecord, GateView, StreamStore, StreamView, SyncLogRow
+from sync.store.streams import (
+    EntryQuery,
+    EntryRecord,
+    GateView,
+    StreamStore,
+    StreamView,
+    SyncLogRow,
+)
 from sync.store.streams_sqlite import SqliteStreamStore
 
 __all__ = [
     "CentralStore",
     "DirectoryRow",
+    "EntryQuery",
     "EntryRecord",
     "GateView",
+    "IsolationRow",
     "IssuerStore",
     "KeyRow",
     "PassRow",

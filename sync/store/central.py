@@ -136,6 +136,19 @@ class ImportSummary:
 #: A pass to record in a batch: its fields, its signed text, and the person holding it.
 IssuedPass = tuple[PassFields, str, int | None]
 
+
+@dataclass(frozen=True)
+class IsolationRow:
+    """A home isolation as ordered, lifted or not: the history community workers keep."""
+
+    household_id: str
+    starts_at: str
+    ends_at: str
+    note: str
+    created_at: str
+    lifted_at: str | None
+
+
 #: A gate setting as stored: (gate_id, key, value, set_at, set_by); gate '' is every gate.
 SettingRow = tuple[str, str, object, str, str]
 
@@ -216,6 +229,11 @@ class IssuerStore(Protocol):
 
     def isolations(self, now: datetime) -> list[tuple[str, str, str]]:
         """Isolations in force or to come: (household id, start, end)."""
+
+    def isolation_history(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[IsolationRow]:
+        """Every isolation overlapping ``[since, until)``, lifted ones too, by start."""
 
     def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
         """Revoked passes still valid after ``now``: (pass id, revoked at, reason)."""

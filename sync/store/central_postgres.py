@@ -30,6 +30,7 @@ from sync.store.central import (
     DirectoryRow,
     Household,
     ImportSummary,
+    IsolationRow,
     IssuedPass,
     KeyRow,
     PassRow,
@@ -423,6 +424,24 @@ class PostgresCentralStore(PostgresDatabase):
                 (aware(now),),
             ).fetchall()
         return [(household, _iso(start), _iso(end)) for household, start, end in rows]
+
+    def isolation_history(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[IsolationRow]:
+        """Every isolation overlapping ``[since, until)``, lifted ones too, by start."""
+        start = None if since is None else aware(since)
+        end = None if until is None else aware(until)
+        with self._tx("read isolation history") as conn:
+            rows = conn.execute(
+                "SELECT household_id, starts_at, ends_at, note, created_at, lifted_at"
+                " FROM isolations WHERE (%s::timestamptz IS NULL OR ends_at > %s)"
+                " AND (%s::timestamptz IS NULL OR starts_at < %s) ORDER BY starts_at, id",
+                (start, start, end, end),
+            ).fetchall()
+        return [
+            IsolationRow(household, _iso(start), _iso(end), note, _iso(made), _iso_or_none(lifted))
+            for household, start, end, note, made, lifted in rows
+        ]
 
     def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
         """Revoked passes still worth sending: (pass id, revoked at, reason).

@@ -25,6 +25,7 @@ from sync.store.central import (
     DirectoryRow,
     Household,
     ImportSummary,
+    IsolationRow,
     IssuedPass,
     KeyRow,
     PassRow,
@@ -398,6 +399,22 @@ class SqliteCentralStore:
             (_iso(now),),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    def isolation_history(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[IsolationRow]:
+        """Every isolation overlapping ``[since, until)``, lifted ones too, by start."""
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("ends_at > ?")
+            params.append(_iso(since))
+        if until is not None:
+            where.append("starts_at < ?")
+            params.append(_iso(until))
+        columns = "household_id, starts_at, ends_at, note, created_at, lifted_at"
+        sql = f"SELECT {columns} FROM isolations WHERE {' AND '.join(where)} ORDER BY starts_at, id"  # noqa: S608 - only "?" marks
+        rows = self._db.execute(sql, params).fetchall()
+        return [IsolationRow(*row) for row in rows]
 
     def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
         """Revoked passes still worth sending: (pass id, revoked at, reason).

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sync.protocol import Ack, Batch, StreamConflict
 
 MAX_ENTRIES_PAGE = 10_000
+#: How far a store may widen a query's time window: its index compares times with
+#: sub-millisecond rounding, so callers keep rows by ``entry_time`` exactly.
+TIME_SLACK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,34 @@ class EntryRecord:
     wall_time: str | None
     corrected_time: datetime | None
     received_at: datetime
+
+
+def entry_time(record: EntryRecord) -> datetime | None:
+    """When an entry happened: its corrected time, else the gate's own (None if unreadable)."""
+    if record.corrected_time is not None:
+        return record.corrected_time
+    wall = record.wall_time
+    try:
+        moment = datetime.fromisoformat(wall) if wall else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.utcoffset() is not None else None
+
+
+@dataclass(frozen=True)
+class EntryQuery:
+    """Which stored entries a trace wants; empty fields do not filter.
+
+    ``gate_ids`` keeps entries of those gates; ``pass_ids`` and ``household_id``
+    together name whom to follow (an entry of any of the passes, or naming the
+    household); ``since``/``until`` bound ``entry_time`` (``until`` excluded).
+    """
+
+    gate_ids: tuple[str, ...] = ()
+    pass_ids: tuple[str, ...] = ()
+    household_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,14 @@ class StreamStore(Protocol):
 
     def entries_after(self, after: int, limit: int) -> list[EntryRecord]:
         """Up to ``limit`` entries with ``ingest_id`` above ``after``, in ingest order."""
+
+    def entries_matching(self, query: EntryQuery, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries after ``after`` that may match, in ingest order, by index.
+
+        Gates, passes and household match exactly; the time window may be widened by
+        ``TIME_SLACK`` each side, and with a window entries without a readable time are
+        left out; callers keep the rows whose ``entry_time`` is within the window.
+        """
 
     def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
         """A gate's most recent batches, newest first."""

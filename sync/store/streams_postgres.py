@@ -39,7 +39,14 @@ from sync.store.checks import (
     entry_problems,
 )
 from sync.store.postgres_base import Migrations, PostgresDatabase, Row, aware, one, psycopg, text
-from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamView, SyncLogRow
+from sync.store.streams import (
+    MAX_ENTRIES_PAGE,
+    EntryQuery,
+    EntryRecord,
+    GateView,
+    StreamView,
+    SyncLogRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +108,48 @@ _MIGRATIONS: Migrations = (
         )""",
         "INSERT INTO ingest_counter(singleton, last_id) VALUES (true, 0)",
     ),
+    # 2: indexes of traces (sync/trace.py), on expressions, so ingest writes the same
+    # rows as ever. An entry's time is its corrected time, else its wall time when that
+    # is an ISO time with an offset (flagged entries may hold anything: never an error,
+    # and a time with its offset given reads the same whatever the session's zone, so
+    # the function is truly immutable).
+    (
+        """CREATE FUNCTION gate_entry_time(corrected timestamptz, wall text)
+        RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        BEGIN
+            IF corrected IS NOT NULL THEN
+                RETURN corrected;
+            END IF;
+            IF wall IS NULL
+                OR wall !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+([+-][0-9]{2}(:?[0-9]{2})?|Z)$'
+            THEN
+                RETURN NULL;
+            END IF;
+            BEGIN
+                RETURN wall::timestamptz;
+            EXCEPTION WHEN others THEN
+                RETURN NULL;
+            END;
+        END
+        $$""",
+        "CREATE INDEX entries_gate_time"
+        " ON entries(gate_id, gate_entry_time(corrected_time, wall_time))",
+        "CREATE INDEX entries_time ON entries(gate_entry_time(corrected_time, wall_time))",
+        # jsonb cannot hold a NUL character (a flagged entry may carry its escape): such
+        # an entry is left out of these two indexes rather than failing its batch.
+        """CREATE FUNCTION gate_entry_json(content text)
+        RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+            SELECT CASE WHEN strpos(content, '\\u0000') = 0 THEN content::jsonb END
+        $$""",
+        "CREATE INDEX entries_pass ON entries((gate_entry_json(content) ->> 'pass_id'))",
+        "CREATE INDEX entries_household ON entries((gate_entry_json(content) ->> 'household_id'))",
+    ),
 )
 
+_SELECT_ENTRIES: LiteralString = (
+    "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+    " problem, wall_time, corrected_time, received_at FROM entries"
+)
 _COPY_ENTRIES: LiteralString = (
     "COPY entries (ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
     " problem, wall_time, corrected_time, received_at) FROM STDIN"
@@ -391,6 +438,42 @@ class PostgresStreamStore(PostgresDatabase):
                 " WHERE ingest_id > %s ORDER BY ingest_id LIMIT %s",
                 (after, limit),
             ).fetchall()
+        return [_record(row) for row in rows]
+
+    def entries_matching(self, query: EntryQuery, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries after ``after`` that match, in ingest order, by index.
+
+        PostgreSQL compares times exactly; entries without a readable time are left
+        out of a windowed query, as in the SQLite store.
+        """
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        where: list[LiteralString] = ["ingest_id > %s"]
+        params: list[object] = [after]
+        if query.gate_ids:
+            where.append("gate_id = ANY(%s)")
+            params.append(list(query.gate_ids))
+        subjects: list[LiteralString] = []
+        if query.pass_ids:
+            subjects.append("(gate_entry_json(content) ->> 'pass_id') = ANY(%s)")
+            params.append(list(query.pass_ids))
+        if query.household_id is not None:
+            subjects.append("(gate_entry_json(content) ->> 'household_id') = %s")
+            params.append(query.household_id)
+        if subjects:
+            where.append("(" + " OR ".join(subjects) + ")")
+        if query.since is not None:
+            where.append("gate_entry_time(corrected_time, wall_time) >= %s")
+            params.append(aware(query.since))
+        if query.until is not None:
+            where.append("gate_entry_time(corrected_time, wall_time) < %s")
+            params.append(aware(query.until))
+        conditions: LiteralString = " AND ".join(where)
+        sql: LiteralString = (
+            _SELECT_ENTRIES + " WHERE " + conditions + " ORDER BY ingest_id LIMIT %s"
+        )
+        with self._tx("read matching entries") as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [_record(row) for row in rows]
 
     def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:

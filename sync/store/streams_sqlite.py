@@ -30,7 +30,15 @@ from sync.store.checks import (
     corrected_time,
     entry_problems,
 )
-from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamView, SyncLogRow
+from sync.store.streams import (
+    MAX_ENTRIES_PAGE,
+    TIME_SLACK,
+    EntryQuery,
+    EntryRecord,
+    GateView,
+    StreamView,
+    SyncLogRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +92,23 @@ CREATE TABLE IF NOT EXISTS sync_log (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sync_log_gate ON sync_log(gate_id, id);
+-- Traces (sync/trace.py). Expression indexes, so ingest writes the same rows as ever
+-- and a database made before them gains them when it is next opened. The time is
+-- the entry's corrected time, else the gate's wall time (julianday reads both).
+CREATE INDEX IF NOT EXISTS entries_gate_time
+    ON entries(gate_id, julianday(COALESCE(corrected_time, wall_time)));
+CREATE INDEX IF NOT EXISTS entries_time ON entries(julianday(COALESCE(corrected_time, wall_time)));
+CREATE INDEX IF NOT EXISTS entries_pass ON entries(json_extract(content, '$.pass_id'));
+CREATE INDEX IF NOT EXISTS entries_household ON entries(json_extract(content, '$.household_id'));
 """
+_SELECT_ENTRIES = (
+    "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
+    " problem, wall_time, corrected_time, received_at FROM entries"
+)
+#: The indexed time of an entry, as the trace indexes spell it (the index needs it exact).
+_WHEN = "julianday(COALESCE(corrected_time, wall_time))"
+#: The Julian day of the Unix epoch, to turn a time into what ``_WHEN`` compares.
+_UNIX_EPOCH_JD = 2440587.5
 
 
 class _Job:
@@ -481,6 +505,39 @@ class SqliteStreamStore:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def entries_matching(self, query: EntryQuery, after: int, limit: int) -> list[EntryRecord]:
+        """Up to ``limit`` entries after ``after`` that may match, in ingest order, by index.
+
+        The window is widened by ``TIME_SLACK``: callers keep rows by ``entry_time``.
+        """
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        where = ["ingest_id > ?"]
+        params: list[Any] = [after]
+        if query.gate_ids:
+            where.append(f"gate_id IN ({', '.join('?' * len(query.gate_ids))})")
+            params.extend(query.gate_ids)
+        subjects = []
+        if query.pass_ids:
+            marks = ", ".join("?" * len(query.pass_ids))
+            subjects.append(f"json_extract(content, '$.pass_id') IN ({marks})")
+            params.extend(query.pass_ids)
+        if query.household_id is not None:
+            subjects.append("json_extract(content, '$.household_id') = ?")
+            params.append(query.household_id)
+        if subjects:
+            where.append("(" + " OR ".join(subjects) + ")")
+        if query.since is not None:
+            where.append(f"{_WHEN} >= ?")
+            params.append(_julian(query.since - TIME_SLACK))
+        if query.until is not None:
+            where.append(f"{_WHEN} < ?")
+            params.append(_julian(query.until + TIME_SLACK))
+        with self._read() as db:
+            sql = f"{_SELECT_ENTRIES} WHERE {' AND '.join(where)} ORDER BY ingest_id LIMIT ?"
+            rows = db.execute(sql, (*params, limit)).fetchall()
+        return [_record(row) for row in rows]
+
     def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
         """A gate's most recent batches, newest first."""
         with self._read() as db:
@@ -536,6 +593,12 @@ def _record(row: tuple[Any, ...]) -> EntryRecord:
         corrected_time=_time(row[10]),
         received_at=datetime.fromisoformat(row[11]),
     )
+
+
+def _julian(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.timestamp() / 86400 + _UNIX_EPOCH_JD
 
 
 def _time(value: str | None) -> datetime | None:

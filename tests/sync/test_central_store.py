@@ -253,14 +253,14 @@ def test_central_and_stream_tables_share_one_database(postgres_dsn: str) -> None
         PostgresCentralStore(postgres_dsn) as central,
     ):
         latest = len(PostgresCentralStore.MIGRATIONS)  # 3: residents, households
-        assert (streams.schema_version, central.schema_version) == (1, latest)
+        assert (streams.schema_version, central.schema_version) == (2, latest)
         central.set_setting("", "mode", "open", by="ops", now=NOW)
     with PostgresCentralStore(postgres_dsn) as again:
         assert again.schema_version == latest
         assert again.settings_for("gate-a") == {"mode": "open"}
     with psycopg.connect(postgres_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM central_schema_version").fetchone() == (latest,)
-        assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (2,)
         history = conn.execute("SELECT gate_id, key, value FROM gate_settings_history").fetchall()
         assert history == [("", "mode", '"open"')]
         conn.execute("INSERT INTO central_schema_version(version) VALUES (99)")

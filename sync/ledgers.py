@@ -1,0 +1,169 @@
+"""The ledgers community workers keep, as XLSX: returnees, fever referrals, visitors
+(from the gates' registrations, synced) and home isolations (from the issuer's store).
+
+This is the one export that shows personal data (names, phones, where returnees came
+from): the registrations were made for these ledgers. ``gate-sync pull`` and the
+traces leave it out. Data a gate has purged after its retention period shows as
+blank cells with the note "已清除 purged". Headers are Chinese, with English below.
+
+There is no residents ledger yet: the centre keeps passes, not a residents table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+from sync.store.central import IssuerStore
+from sync.store.streams import EntryQuery, StreamStore
+from sync.trace import Table, matching
+
+LedgerName = Literal["returnees", "fevers", "visitors", "isolations"]
+LEDGERS: tuple[LedgerName, ...] = ("returnees", "fevers", "visitors", "isolations")
+PURGED = "已清除 purged"
+
+#: Each ledger's columns: (key, Chinese header, English header).
+_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "returnees": (
+        ("time", "登记时间", "registered at"),
+        ("gate_id", "门岗", "gate"),
+        ("household_id", "户号", "household"),
+        ("name", "姓名", "name"),
+        ("phone", "电话", "phone"),
+        ("from_place", "来自何地", "coming from"),
+        ("returned_on", "返回日期", "returned on"),
+        ("transport", "交通方式(车次/航班)", "transport (train/flight)"),
+        ("health", "健康状况", "health"),
+        ("temperature_celsius", "体温(°C)", "temperature (°C)"),
+        ("outcome", "结果", "outcome"),
+        ("reason", "原因代码", "reason code"),
+        ("guard", "值守人员", "guard"),
+        ("note", "备注", "note"),
+    ),
+    "visitors": (
+        ("time", "登记时间", "registered at"),
+        ("gate_id", "门岗", "gate"),
+        ("household_id", "被访户号", "host household"),
+        ("name", "姓名", "name"),
+        ("phone", "电话", "phone"),
+        ("visit_reason", "来访事由", "reason for visit"),
+        ("plate", "车牌", "plate"),
+        ("temperature_celsius", "体温(°C)", "temperature (°C)"),
+        ("outcome", "结果", "outcome"),
+        ("reason", "原因代码", "reason code"),
+        ("guard", "值守人员", "guard"),
+        ("note", "备注", "note"),
+    ),
+    "fevers": (
+        ("time", "时间", "time"),
+        ("gate_id", "门岗", "gate"),
+        ("direction", "方向", "direction"),
+        ("pass_id", "通行证", "pass"),
+        ("pass_kind", "类别", "kind"),
+        ("household_id", "户号", "household"),
+        ("manual_identity", "登记身份", "registered as"),
+        ("name", "姓名", "name"),
+        ("phone", "电话", "phone"),
+        ("temperature_celsius", "体温(°C)", "temperature (°C)"),
+        ("temperature_source", "测温方式", "measured by"),
+        ("outcome", "结果", "outcome"),
+        ("next_step", "下一步", "next step"),
+        ("guard", "值守人员", "guard"),
+        ("note", "备注", "note"),
+    ),
+    "isolations": (
+        ("household_id", "户号", "household"),
+        ("starts_at", "开始", "from"),
+        ("ends_at", "结束", "until"),
+        ("lifted_at", "提前解除", "lifted at"),
+        ("note", "备注", "note"),
+        ("created_at", "登记时间", "ordered at"),
+    ),
+}
+_SHEETS = {
+    "returnees": "返乡人员",
+    "visitors": "访客",
+    "fevers": "发热转诊",
+    "isolations": "居家隔离",
+}
+
+
+def ledger_table(
+    name: LedgerName,
+    streams: StreamStore,
+    issuer: IssuerStore,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Table:
+    """One ledger as a table with two header rows (Chinese, then English)."""
+    columns = _COLUMNS[name]
+    rows = (
+        _isolations(issuer, since, until)
+        if name == "isolations"
+        else _registrations(name, streams, EntryQuery(since=since, until=until))
+    )
+    return Table(
+        columns=[key for key, _, _ in columns],
+        rows=rows,
+        headers=[[zh for _, zh, _ in columns], [en for _, _, en in columns]],
+        sheet=_SHEETS[name],
+    )
+
+
+def _registrations(name: str, streams: StreamStore, query: EntryQuery) -> Iterator[dict[str, Any]]:
+    for when, record in matching(streams, query):
+        if not _belongs(name, record.content):
+            continue
+        content = record.content
+        row: dict[str, Any] = {k: content.get(k) for k, _, _ in _COLUMNS[name]}
+        row["time"] = "" if when is None else _local(when)
+        row["gate_id"] = record.gate_id
+        personal = _personal(content)
+        if personal is None:
+            if content.get("personal_digest"):
+                row["note"] = "; ".join(filter(None, [content.get("note"), PURGED]))
+        else:
+            row.update({k: v for k, v in personal.items() if k in row and k != "reason"})
+            if name == "visitors":
+                row["visit_reason"] = personal.get("reason")
+        yield row
+
+
+def _belongs(name: str, content: dict[str, Any]) -> bool:
+    if name == "returnees":
+        return content.get("manual_identity") == "returnee"
+    if name == "visitors":
+        return content.get("manual_identity") == "visitor"
+    return content.get("reason") == "fever" or content.get("next_step") == "refer_fever_clinic"
+
+
+def _personal(content: dict[str, Any]) -> dict[str, Any] | None:
+    text = content.get("personal")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _isolations(
+    issuer: IssuerStore, since: datetime | None, until: datetime | None
+) -> Iterator[dict[str, Any]]:
+    for row in issuer.isolation_history(since, until):
+        yield {
+            "household_id": row.household_id,
+            "starts_at": _local(datetime.fromisoformat(row.starts_at)),
+            "ends_at": _local(datetime.fromisoformat(row.ends_at)),
+            "lifted_at": _local(datetime.fromisoformat(row.lifted_at)) if row.lifted_at else "",
+            "note": row.note,
+            "created_at": _local(datetime.fromisoformat(row.created_at)),
+        }
+
+
+def _local(moment: datetime) -> str:
+    """A time as community workers read it: this machine's local time, to the second."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
