@@ -1,5 +1,6 @@
 """The ledgers community workers keep, as XLSX: returnees, fever referrals, visitors
-(from the gates' registrations, synced) and home isolations (from the issuer's store).
+(from the gates' registrations, synced), home isolations and residents (from the
+issuer's store).
 
 This is the one export that shows personal data (names, phones, where returnees came
 from): the registrations were made for these ledgers. ``gate-sync pull`` and the
@@ -20,12 +21,26 @@ from sync.store.central import IssuerStore
 from sync.store.streams import EntryQuery, StreamStore
 from sync.trace import Table, matching
 
-LedgerName = Literal["returnees", "fevers", "visitors", "isolations"]
-LEDGERS: tuple[LedgerName, ...] = ("returnees", "fevers", "visitors", "isolations")
+LedgerName = Literal["residents", "returnees", "fevers", "visitors", "isolations"]
+LEDGERS: tuple[LedgerName, ...] = ("residents", "returnees", "fevers", "visitors", "isolations")
+_ROLES = {"resident": "住户", "tenant": "租户", "landlord": "房东"}
 PURGED = "已清除 purged"
 
 #: Each ledger's columns: (key, Chinese header, English header).
 _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "residents": (
+        ("community", "社区", "community"),
+        ("compound", "小区", "compound"),
+        ("building", "楼栋", "building"),
+        ("unit", "单元", "unit"),
+        ("room", "房号", "room"),
+        ("household_id", "户号", "household"),
+        ("name", "姓名", "name"),
+        ("phone", "电话", "phone"),
+        ("role", "身份", "role"),
+        ("landlord", "房东", "landlord"),
+        ("landlord_phone", "房东电话", "landlord's phone"),
+    ),
     "returnees": (
         ("time", "登记时间", "registered at"),
         ("gate_id", "门岗", "gate"),
@@ -83,6 +98,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 _SHEETS = {
+    "residents": "住户",
     "returnees": "返乡人员",
     "visitors": "访客",
     "fevers": "发热转诊",
@@ -99,11 +115,13 @@ def ledger_table(
 ) -> Table:
     """One ledger as a table with two header rows (Chinese, then English)."""
     columns = _COLUMNS[name]
-    rows = (
-        _isolations(issuer, since, until)
-        if name == "isolations"
-        else _registrations(name, streams, EntryQuery(since=since, until=until))
-    )
+    rows: Iterator[dict[str, Any]]
+    if name == "isolations":
+        rows = _isolations(issuer, since, until)
+    elif name == "residents":
+        rows = _residents(issuer)  # who lives where now: no time window
+    else:
+        rows = _registrations(name, streams, EntryQuery(since=since, until=until))
     return Table(
         columns=[key for key, _, _ in columns],
         rows=rows,
@@ -161,6 +179,27 @@ def _isolations(
             "lifted_at": _local(datetime.fromisoformat(row.lifted_at)) if row.lifted_at else "",
             "note": row.note,
             "created_at": _local(datetime.fromisoformat(row.created_at)),
+        }
+
+
+def _residents(issuer: IssuerStore) -> Iterator[dict[str, Any]]:
+    people = issuer.residents()
+    by_id = {person.person_id: person for person in people}
+    for person in people:
+        home = person.household
+        landlord = by_id.get(person.landlord_id) if person.landlord_id is not None else None
+        yield {
+            "community": home.community,
+            "compound": home.compound,
+            "building": home.building,
+            "unit": home.unit,
+            "room": home.room,
+            "household_id": home.household_id,
+            "name": person.name,
+            "phone": person.phone,
+            "role": f"{_ROLES.get(person.role, person.role)} {person.role}",
+            "landlord": landlord.name if landlord else "",
+            "landlord_phone": landlord.phone if landlord else "",
         }
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from sync.cli import main
 from sync.issuer import Issuer
@@ -285,3 +285,21 @@ def test_big_files_show_progress(admin: Admin, tmp_path: Path) -> None:
     assert code == 0, err
     assert err.splitlines()[-1] == "passes issued 600/600"
     assert "passes issued 250/600" in err
+
+
+def test_the_residents_ledger_lists_who_lives_where(admin: Admin, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "住户.csv", [ZH_HEADER, *ZH_ROWS])
+    assert admin.run("residents", "import", str(path))[0] == 0
+    out = tmp_path / "住户台账.xlsx"
+    code, _, err = admin.run("ledgers", "residents", "--out", str(out))
+    assert code == 0, err
+    book = load_workbook(out, read_only=True)
+    try:
+        rows = [tuple(row) for row in book.active.iter_rows(values_only=True)]
+    finally:
+        book.close()
+    assert rows[0][:2] == ("社区", "小区") and rows[1][:2] == ("community", "compound")
+    people = {row[6]: row for row in rows[2:]}
+    assert set(people) == set(FULL_NAMES)
+    assert people["赵租客"][8:11] == ("租户 tenant", "李房东", "13900139000")
+    assert people["王小明"][5:8] == ("C1-3-2-501", "王小明", "13800138000")
