@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import stat
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import bundle_import, cli_admin, pull
+from sync import bundle_import, cli_admin, cli_gates, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -39,7 +38,6 @@ from sync.cards import (
 )
 from sync.errors import CardRefused, IssuerKeyError, SyncError
 from sync.issuer import CENTRE_KEY_FILE, Issuer, new_pass_id
-from sync.lists import SETTING_KEYS, check_setting
 from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
@@ -51,7 +49,7 @@ DEFAULT_DATA_DIR = Path("/var/lib/gate-sync")
 WORKER_ARGV = "GATE_SYNC_SERVE_ARGV"
 #: The data folder's database when no DSN is given: issuer data and streams both.
 CENTRAL_FILE = "central.sqlite3"
-_GATE_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$")
+_GATE_ID = cli_gates.GATE_ID
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,28 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
-    set_ = gates.add_parser("set", help="set gate settings (mode, thresholds) sent to gates")
-    set_.add_argument("settings", nargs="+", metavar="KEY=VALUE", help=_SETTINGS_HELP)
-    set_.add_argument("--gate", help="this gate only (default: every gate)")
-    set_.add_argument("--by", default=os.environ.get("USER") or "admin", help="who sets it")
-    set_.set_defaults(handler=_gates_set)
-    unset = gates.add_parser("unset", help="clear gate settings (gates keep their config's)")
-    unset.add_argument("keys", nargs="+", metavar="KEY")
-    unset.add_argument("--gate", help="this gate only (default: the every-gate value)")
-    unset.add_argument("--by", default=os.environ.get("USER") or "admin", help="who clears it")
-    unset.set_defaults(handler=_gates_unset)
-    settings = gates.add_parser("settings", help="show the gate settings")
-    settings.set_defaults(handler=_gates_settings)
-    listing = gates.add_parser("list", help="the fleet: last seen, backlog, clock, stale gates")
-    listing.add_argument(
-        "--stale-minutes", type=int, default=60, help="not seen for this long: stale (60)"
-    )
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=_gates_list)
-    log = gates.add_parser("log", help="a gate's latest batches as the centre answered them")
-    log.add_argument("gate_id")
-    log.add_argument("--limit", type=int, default=20, help="how many batches (20)")
-    log.set_defaults(handler=_gates_log)
+    cli_gates.register(gates, _dsn_option, open_streams)
     leaves = (
         key_new,
         key_list,
@@ -222,10 +199,8 @@ def _parser() -> argparse.ArgumentParser:
         isolate,
         lift,
         export,
-        set_,
-        unset,
     )
-    for command in (*leaves, cards, card, settings, listing, log):
+    for command in (*leaves, cards, card):
         _dsn_option(command)
 
     pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
@@ -487,130 +462,12 @@ def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
-_SETTINGS_HELP = (
-    "mode=open|screening|lockdown, fever_celsius=37.3, recheck_window_minutes=15,"
-    " passback_window_hours=12, screen_exits=true|false"
-)
-
-
-def _gates_set(args: argparse.Namespace, issuer: Issuer) -> int:
-    gate = _settings_gate(args.gate)
-    parsed: list[tuple[str, object]] = []
-    for pair in args.settings:
-        key, sep, text = pair.partition("=")
-        if not sep:
-            raise ValueError(f"{pair!r}: write KEY=VALUE ({_SETTINGS_HELP})")
-        value = _setting_value(key.strip(), text.strip())
-        check_setting(key.strip(), value)
-        parsed.append((key.strip(), value))
-    now = datetime.now(UTC)
-    for key, value in parsed:
-        issuer.store.set_setting(gate, key, value, by=args.by, now=now)
-    where = f"gate {gate}" if gate else "every gate"
-    print(f"{where}: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in parsed))
-    print(f"settings now at version {issuer.list_versions()['settings']}; gates get it at sync")
-    return 0
-
-
-def _gates_unset(args: argparse.Namespace, issuer: Issuer) -> int:
-    gate = _settings_gate(args.gate)
-    now = datetime.now(UTC)
-    for key in args.keys:
-        if key not in SETTING_KEYS:
-            raise ValueError(
-                f"unknown gate setting {key!r}; settings are {', '.join(SETTING_KEYS)}"
-            )
-        issuer.store.set_setting(gate, key, None, by=args.by, now=now)
-    print(f"{'gate ' + gate if gate else 'every gate'}: cleared {', '.join(args.keys)}")
-    return 0
-
-
-def _gates_settings(args: argparse.Namespace, issuer: Issuer) -> int:
-    rows = issuer.store.settings_rows()
-    if not rows:
-        print("no gate settings: every gate decides by its own config")
-    for gate, key, value, at, by in rows:
-        print(f"{gate or '*':<24} {key:<24} {json.dumps(value):<12} set {at} by {by}")
-    return 0
-
-
-def _settings_gate(gate: str | None) -> str:
-    if gate is None:
-        return ""
-    if not _GATE_ID.match(gate):
-        raise ValueError(f"not a gate id: {gate!r}")
-    return gate
-
-
-def _setting_value(key: str, text: str) -> object:
-    if key not in SETTING_KEYS:
-        known = ", ".join(SETTING_KEYS)
-        raise ValueError(f"unknown gate setting {key!r}; settings are {known}")
-    if key == "mode":
-        return text
-    if key == "screen_exits":
-        if text.lower() not in ("true", "false"):
-            raise ValueError("screen_exits must be true or false")
-        return text.lower() == "true"
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ValueError(f"{key} must be a number, got {text!r}") from exc
-
-
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
     with closing(open_streams(args)) as streams:
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
-    return 0
-
-
-def _gates_list(args: argparse.Namespace, issuer: Issuer) -> int:
-    if not 1 <= args.stale_minutes <= 525_600:
-        raise ValueError("--stale-minutes must be between 1 and 525600")
-    now = datetime.now(UTC)
-    horizon = now - timedelta(minutes=args.stale_minutes)
-    with closing(open_streams(args)) as streams:
-        views = streams.gates()
-    rows = [
-        {
-            "gate_id": v.gate_id,
-            "enrolled": v.enrolled_at is not None,
-            "last_seen": v.last_seen.isoformat() if v.last_seen else None,
-            "stale": v.last_seen is None or v.last_seen < horizon,
-            "backlog": v.last_backlog,
-            "clock_offset_ms": v.last_clock_offset_ms,
-            "stored": sum(s.stored_through for s in v.streams),
-        }
-        for v in views
-    ]
-    if args.json:
-        print(json.dumps({"server_time": now.isoformat(), "gates": rows}, ensure_ascii=False))
-        return 0
-    print(f"{'gate':<24} {'last seen (UTC)':<20} {'backlog':>8} {'clock ms':>9} {'stored':>9}")
-    for row in rows:
-        seen = str(row["last_seen"] or "never")[:19].replace("T", " ")
-        mark = "  STALE" if row["stale"] else ""
-        backlog = "" if row["backlog"] is None else row["backlog"]
-        offset = "" if row["clock_offset_ms"] is None else row["clock_offset_ms"]
-        print(f"{row['gate_id']:<24} {seen:<20} {backlog:>8} {offset:>9} {row['stored']:>9}{mark}")
-    stale = sum(1 for row in rows if row["stale"])
-    print(f"{len(rows)} gates, {stale} not seen in {args.stale_minutes} min", file=sys.stderr)
-    return 0
-
-
-def _gates_log(args: argparse.Namespace, issuer: Issuer) -> int:
-    if not 1 <= args.limit <= 1000:
-        raise ValueError("--limit must be between 1 and 1000")
-    with closing(open_streams(args)) as streams:
-        rows = streams.sync_log(args.gate_id, args.limit)
-    if not rows:
-        print(f"no batches from gate {args.gate_id}", file=sys.stderr)
-    for row in rows:
-        at = row.at.isoformat()[:19].replace("T", " ")
-        print(f"{at}  {row.first_seq}..{row.last_seq}  {row.result:<16} +{row.count}")
     return 0
 
 
