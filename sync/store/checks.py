@@ -7,9 +7,11 @@ entry never blocks the stream behind it; the checks only say what is wrong.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gate_agent.core.chain import (
@@ -20,7 +22,9 @@ from gate_agent.core.chain import (
     personal_digest,
     row_hash,
 )
-from sync.protocol import Batch
+from sync.protocol import Batch, StreamConflict
+
+logger = logging.getLogger(__name__)
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _TEXT = frozenset({"stream_id", "gate_id", "direction", "outcome", "reason", "wall_time"})
@@ -184,3 +188,81 @@ def _personal_problems(entry: Mapping[str, object]) -> list[str]:
     if personal_digest(raw_salt, str(personal)) != digest:
         return ["personal data does not match personal_digest"]
     return []
+
+
+# -- a batch against what the store holds: shared by every store ---------------------------
+
+
+def judge_batch(
+    batch: Batch, stored: int, held: Mapping[int, str]
+) -> tuple[StreamConflict | None, int]:
+    """A gap or content conflict, or None; and how many of the batch's entries are stored.
+
+    ``stored`` is the stream's cursor, ``held`` the stored hashes of the batch's sequence
+    numbers up to it.
+    """
+    first = batch.first_seq
+    if first > stored + 1:
+        return StreamConflict(error="gap", cursor=stored, seq=stored + 1), 0
+    for offset, entry in enumerate(batch.entries):
+        seq = first + offset
+        if seq > stored:
+            break
+        if held.get(seq) != claimed_hash(entry):
+            return StreamConflict(error="content_conflict", cursor=stored, seq=seq), 0
+    return None, min(len(batch.entries), stored - first + 1)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to store at its place in the stream, checked; ``problems`` flag it."""
+
+    seq: int
+    hash: str
+    prev_hash: str | None
+    content: str
+    problems: tuple[str, ...]
+    wall_time: str | None
+    corrected_time: datetime | None
+
+
+def new_entries(
+    batch: Batch,
+    skip: int,
+    *,
+    gate_id: str,
+    stream_id: str,
+    prev_hash: str,
+    reference: datetime | None,
+) -> list[NewEntry]:
+    """The batch's entries after the first ``skip`` (already stored), checked in order.
+
+    ``prev_hash`` is the stored hash before them; ``reference`` the time that stands for
+    the batch's monotonic clock (None: correct no time).
+    """
+    made: list[NewEntry] = []
+    prev = prev_hash
+    for offset, entry in enumerate(batch.entries[skip:], start=skip):
+        seq = batch.first_seq + offset
+        problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
+        digest = claimed_hash(entry)
+        wall, raw_prev = entry.get("wall_time"), entry.get("prev_hash")
+        made.append(
+            NewEntry(
+                seq=seq,
+                hash=digest,
+                prev_hash=raw_prev if isinstance(raw_prev, str) else None,
+                content=content_json(entry),
+                problems=tuple(problems),
+                wall_time=wall if isinstance(wall, str) else None,
+                corrected_time=None
+                if reference is None
+                else corrected_time(entry, batch, reference),
+            )
+        )
+        if problems:
+            logger.warning(
+                "gate %s stream %s seq %d flagged: %s", gate_id, stream_id, seq, "; ".join(problems)
+            )
+        prev = digest  # a flagged entry's claimed hash still continues the chain
+    return made

@@ -31,13 +31,7 @@ from typing import LiteralString
 
 from gate_agent.core.chain import genesis_hash
 from sync.protocol import Ack, Batch, StreamConflict
-from sync.store.checks import (
-    claimed_hash,
-    clock_offset_ms,
-    content_json,
-    corrected_time,
-    entry_problems,
-)
+from sync.store.checks import clock_offset_ms, judge_batch, new_entries
 from sync.store.postgres_base import Migrations, PostgresDatabase, Row, aware, one, psycopg, text
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
@@ -312,18 +306,10 @@ class PostgresStreamStore(PostgresDatabase):
     ) -> tuple[int | StreamConflict, str, list[Row]]:
         """The reply, the sync-log result and the new rows (without their ingest ids)."""
         first = batch.first_seq
-        if first > stored + 1:
-            return StreamConflict(error="gap", cursor=stored, seq=stored + 1), "gap", []
-        for offset, entry in enumerate(batch.entries):
-            seq = first + offset
-            if seq > stored:
-                break
-            found = held.get(seq)
-            if found is None or found[0] != claimed_hash(entry):
-                conflict = StreamConflict(error="content_conflict", cursor=stored, seq=seq)
-                return conflict, "content_conflict", []
-        skip = stored - first + 1
-        if skip >= len(batch.entries):
+        conflict, skip = judge_batch(batch, stored, {seq: h for seq, (h, _) in held.items()})
+        if conflict is not None:
+            return conflict, conflict.error, []
+        if skip == len(batch.entries):
             return stored, "repeat", []
         if stored == 0:
             prev = genesis_hash(stream_id)
@@ -339,37 +325,26 @@ class PostgresStreamStore(PostgresDatabase):
                     )
                 )
             )
-        rows: list[Row] = []
-        for offset, entry in enumerate(batch.entries[skip:], start=skip):
-            seq = first + offset
-            problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
-            digest = claimed_hash(entry)
-            wall = entry.get("wall_time")
-            raw_prev = entry.get("prev_hash")
-            rows.append(
-                (
-                    gate_id,
-                    stream_id,
-                    seq,
-                    digest,
-                    text(raw_prev) if isinstance(raw_prev, str) else None,
-                    content_json(entry),
-                    bool(problems),
-                    text("; ".join(problems)) or None,
-                    text(wall) if isinstance(wall, str) else None,
-                    None if reference is None else corrected_time(entry, batch, reference),
-                    now,
-                )
+        new = new_entries(
+            batch, skip, gate_id=gate_id, stream_id=stream_id, prev_hash=prev, reference=reference
+        )
+        # PostgreSQL text holds no NUL: text() writes one as the six characters \u0000.
+        rows: list[Row] = [
+            (
+                gate_id,
+                stream_id,
+                e.seq,
+                e.hash,
+                None if e.prev_hash is None else text(e.prev_hash),
+                e.content,
+                bool(e.problems),
+                text("; ".join(e.problems)) or None,
+                None if e.wall_time is None else text(e.wall_time),
+                e.corrected_time,
+                now,
             )
-            if problems:
-                logger.warning(
-                    "gate %s stream %s seq %d flagged: %s",
-                    gate_id,
-                    stream_id,
-                    seq,
-                    "; ".join(problems),
-                )
-            prev = digest
+            for e in new
+        ]
         return first + len(batch.entries) - 1, "stored", rows
 
     @staticmethod

@@ -23,13 +23,7 @@ from typing import Any, Self
 from gate_agent.core.chain import genesis_hash
 from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
-from sync.store.checks import (
-    claimed_hash,
-    clock_offset_ms,
-    content_json,
-    corrected_time,
-    entry_problems,
-)
+from sync.store.checks import clock_offset_ms, judge_batch, new_entries
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
     TIME_SLACK,
@@ -394,8 +388,6 @@ class SqliteStreamStore:
         reference: datetime | None,
     ) -> tuple[int | StreamConflict, str, int]:
         first = batch.first_seq
-        if first > stored + 1:
-            return StreamConflict(error="gap", cursor=stored, seq=stored + 1), "gap", 0
         held = {
             int(seq): str(digest)
             for seq, digest in db.execute(
@@ -404,49 +396,36 @@ class SqliteStreamStore:
                 (gate_id, stream_id, first, stored),
             )
         }
-        for offset, entry in enumerate(batch.entries):
-            seq = first + offset
-            if seq > stored:
-                break
-            if held.get(seq) != claimed_hash(entry):
-                conflict = StreamConflict(error="content_conflict", cursor=stored, seq=seq)
-                return conflict, "content_conflict", 0
-        new = [(first + i, e) for i, e in enumerate(batch.entries) if first + i > stored]
-        if not new:
+        conflict, skip = judge_batch(batch, stored, held)
+        if conflict is not None:
+            return conflict, conflict.error, 0
+        if skip == len(batch.entries):
             return stored, "repeat", 0
-        prev = _prev_hash(db, gate_id, stream_id, stored)
+        new = new_entries(
+            batch,
+            skip,
+            gate_id=gate_id,
+            stream_id=stream_id,
+            prev_hash=_prev_hash(db, gate_id, stream_id, stored),
+            reference=reference,
+        )
         received = _iso(now)
-        rows = []
-        for seq, entry in new:
-            problems = entry_problems(entry, gate_id=gate_id, stream_id=stream_id, prev_hash=prev)
-            digest = claimed_hash(entry)
-            corrected = None if reference is None else corrected_time(entry, batch, reference)
-            wall = entry.get("wall_time")
-            raw_prev = entry.get("prev_hash")
-            rows.append(
-                (
-                    gate_id,
-                    stream_id,
-                    seq,
-                    digest,
-                    raw_prev if isinstance(raw_prev, str) else None,
-                    content_json(entry),
-                    int(bool(problems)),
-                    "; ".join(problems) or None,
-                    wall if isinstance(wall, str) else None,
-                    None if corrected is None else _iso(corrected),
-                    received,
-                )
+        rows = [
+            (
+                gate_id,
+                stream_id,
+                e.seq,
+                e.hash,
+                e.prev_hash,
+                e.content,
+                int(bool(e.problems)),
+                "; ".join(e.problems) or None,
+                e.wall_time,
+                None if e.corrected_time is None else _iso(e.corrected_time),
+                received,
             )
-            if problems:
-                logger.warning(
-                    "gate %s stream %s seq %d flagged: %s",
-                    gate_id,
-                    stream_id,
-                    seq,
-                    "; ".join(problems),
-                )
-            prev = digest
+            for e in new
+        ]
         # One statement for the batch: ingest_id still rises in seq order.
         db.executemany(
             "INSERT INTO entries(gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
@@ -454,7 +433,7 @@ class SqliteStreamStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        through = new[-1][0]
+        through = new[-1].seq
         db.execute(
             "UPDATE streams SET stored_through = ? WHERE gate_id = ? AND stream_id = ?",
             (through, gate_id, stream_id),
