@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from gate_agent.core.passes import PassFields
+from sync.store.admins_sql import AdminStore
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class IsolationRow:
 SettingRow = tuple[str, str, object, str, str]
 
 
-class IssuerStore(Protocol):
+class IssuerStore(AdminStore, Protocol):
     """The issuer-side central store that ``Issuer``, ``gate-sync`` and the server use."""
 
     def close(self) -> None:

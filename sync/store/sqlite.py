@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
-from sync.store import residents_sql
+from sync.store import admins_sql, residents_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -104,7 +104,7 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
 _PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 
-class SqliteCentralStore:
+class SqliteCentralStore(admins_sql.AdminStoreMixin):
     """The issuer-side central store in one SQLite file, nothing to set up."""
 
     def __init__(self, path: Path) -> None:
@@ -119,6 +119,7 @@ class SqliteCentralStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._db.executescript(residents_sql.SQLITE_SCHEMA)
+            self._db.executescript(admins_sql.SQLITE_SCHEMA)
             _upgrade(self._db)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
@@ -145,6 +146,12 @@ class SqliteCentralStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
+        """A write transaction for the admin accounts' SQL (``admins_sql``)."""
+        with self._tx() as db:
+            yield _runner(db), _iso
 
     def _bump(self, db: sqlite3.Connection, name: str, *changed: str) -> int:
         """Raise a list's version; record the item keys that changed with it."""
