@@ -26,7 +26,9 @@ from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
-from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
+from sync.server import admin_api, admin_api_people, admin_web
+from sync.server.admin_jobs import Jobs
+from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
 
@@ -78,10 +80,14 @@ def create_app(
         return None
 
     def admin_auth(request: Request) -> JSONResponse | None:
-        token = bearer(request.headers.get("authorization"))
-        if token is None or not same_secret(token, admin_token):
+        # admin_web's guard let the request in (token, or session + CSRF); this says so.
+        if admin_web.admin_name(request) is None:
             return error(401, "unauthorized", "the admin token is needed", **_challenge())
         return None
+
+    admin_web.install(app, store=issuer.store, admin_token=admin_token, clock=clock)
+    admin_api.register(app, issuer, clock, Jobs(admin_api.refusal))
+    admin_api_people.register(app, issuer, clock)
 
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
