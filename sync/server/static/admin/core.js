@@ -18,7 +18,7 @@
     return state.lang === "en" ? pair[1] : pair[0];
   }
 
-  /** An element: h("button", {class: "primary", t: "save"}, child, "text", ...). */
+  /** An element: h("button", {class: "primary", t: "refresh"}, child, "text", ...). */
   function h(tag, attrs, ...kids) {
     const el = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {

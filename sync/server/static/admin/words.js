@@ -177,4 +177,16 @@ window.AdminWords = {
   err_unverifiable: ["通行证无法校验，请重新签发", "The pass does not verify: reissue it"],
   "err_no-cards": ["没有可打印的通行证", "No pass to print"],
   "err_no-cjk-font": ["服务器缺少中文字体", "No Chinese font on the server"],
+  // The gates' own refusals (uploads, enrolment), should one ever reach the page.
+  err_forbidden: ["无权访问", "Forbidden"],
+  err_enrol_refused: ["注册码无效、已用或已过期", "The enrolment code is unknown, used or expired"],
+  err_bad_request: ["请求有误", "Bad request"],
+  err_bad_json: ["内容不是有效的 JSON", "The body is not JSON"],
+  err_bad_gzip: ["压缩数据有误", "The gzip body is not valid"],
+  err_bad_batch: ["上传批次有误", "The batch is not valid"],
+  err_bad_stream: ["记录流编号有误", "The stream id is not valid"],
+  err_bad_have: ["名单版本参数有误", "The list versions are not valid"],
+  err_body_cut: ["连接中断，数据不完整", "The connection closed inside the body"],
+  err_too_many_entries: ["一批记录太多", "Too many entries in one batch"],
+  err_unsupported_encoding: ["不支持的压缩方式", "Unsupported content encoding"],
 };
