@@ -141,6 +141,22 @@ def test_the_bearer_token_still_opens_the_admin_api_for_scripts(site: Site) -> N
         assert audit[0]["by"] == "admin-token" and audit[0]["action"] == "key.new"
 
 
+def app_paths(tmp_path: Path) -> list[str]:
+    with centre(tmp_path / "routes") as opened:
+        app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, TickingClock())
+    return [str(getattr(route, "path", "")) for route in app.routes]
+
+
+def test_nothing_but_the_page_itself_is_served_outside_the_guarded_prefix(
+    tmp_path: Path,
+) -> None:
+    # The guard covers /v1/admin; the page's shell and assets carry no data. A data
+    # route elsewhere (say /admin/export) would be unguarded: this test says so.
+    outside = {p for p in app_paths(tmp_path) if p.startswith("/admin")}
+    assert outside == {"/admin", "/admin/", "/admin/static"}
+    assert all(p.startswith(("/v1/gates/", "/v1/admin", "/admin")) for p in app_paths(tmp_path))
+
+
 def admin_routes(tmp_path: Path) -> list[tuple[str, str]]:
     """Every (method, path) of the app under /v1/admin, read from the app itself."""
     with centre(tmp_path / "routes") as opened:

@@ -360,3 +360,38 @@ def test_a_card_png_for_a_phone(admin: Admin) -> None:
     admin.site.centre.central.revoke(fields.pass_id, "lost", admin.site.clock())
     late = admin.page.request.get(f"{admin.site.url}{href}")
     assert late.status == 422 and late.json()["error"] == "revoked"  # no card misleads
+
+
+def test_the_flows_on_postgresql(browser: Any, tmp_path: Path, postgres_dsn: str) -> None:
+    with admin_site(tmp_path / "central", postgres_dsn, TickingClock(NOW)) as site:
+        site.centre.issuer.new_key(NOW)
+        admin = admin_in(browser, site)
+        with closing(admin.context):
+            page = admin.page
+            admin.sign_in()
+            section = admin.open("passes")
+            form = section.locator("#issue-form")
+            form.locator("[name=household]").fill("PG-H1")
+            form.locator("[name=name]").fill("钱七")
+            form.locator("[name=scope]").fill("compound:C1")
+            form.locator("button[type=submit]").click()
+            sync_api.expect(form.locator("xpath=following-sibling::div[1]")).to_contain_text("钱*")
+            page.fill("#lookup-household", "PG-H1")
+            page.fill("#revoke-reason", "丢失")
+            section.locator("button:has-text('查看')").click()
+            page.locator("button[data-action=revoke]").click()
+            sync_api.expect(page.locator("#household-passes tbody tr")).to_contain_text("已注销")
+            isolations = admin.open("isolations")
+            isolations.locator("[name=household]").fill("PG-H1")
+            isolations.locator("[name=until]").fill("2026-03-14")
+            isolations.locator("button[type=submit]").click()
+            sync_api.expect(isolations.locator("tbody tr")).to_contain_text("隔离中")
+            keys = admin.open("keys")
+            page.click("#key-rotate")
+            sync_api.expect(keys.locator("tbody tr")).to_have_count(2)
+            admin.check()
+        trail = site.centre.central.audit_rows()
+        assert [row.action for row in reversed(trail)] == [
+            "pass.issue", "pass.revoke", "isolation.order", "key.rotate",
+        ]  # fmt: skip
+        assert {row.by for row in trail} == {NAME}
