@@ -44,7 +44,8 @@ def admin_site(
     """The site over a fresh centre (SQLite in ``data_dir``, or PostgreSQL at ``dsn``)."""
     ticking = clock or TickingClock(NOW)
     with centre(data_dir, dsn) as opened:
-        opened.central.add_admin(NAME, admins.hash_password(PASSWORD), ticking())
+        # Cheaper than the default cost (the parameters are in the hash): tests sign in often.
+        opened.central.add_admin(NAME, admins.hash_password(PASSWORD, n=2**12), ticking())
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, ticking)
         with serving(app) as url:
             yield Site(opened, url, ticking)
