@@ -4,7 +4,9 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``; and the admin web page at ``/admin/``
+with its flows (``admin_web``, ``admin_api``, ``admin_api_people``), whose guard checks
+the admin token or a signed-in session (and its CSRF token) on every ``/v1/admin`` route.
 """
 
 from __future__ import annotations

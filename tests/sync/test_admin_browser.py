@@ -123,6 +123,24 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def assert_accessible(page: Any, state: str) -> None:
+    """axe-core (the installed package's script, injected) finds nothing serious."""
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe()
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe.axe_script)
+    results = page.evaluate("() => axe.run({resultTypes: ['violations']})")
+    violations = [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in results["violations"]
+    ]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"axe-{state}.json").write_text(
+        json.dumps(violations, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert serious == [], f"{state}: {serious}"
+
+
 def result_of(section: Any) -> Any:
     return section.locator(".result:not([hidden])").first
 
@@ -297,6 +315,10 @@ def test_the_page_works_at_tablet_size(browser: Any, site: Site) -> None:
             box = button.bounding_box()
             assert box is not None and box["height"] >= 44  # a finger's target
         shot(admin.page, "passes-tablet")
+        assert_accessible(admin.page, "passes-tablet")
+        admin.page.click("#sign-out")
+        sync_api.expect(admin.page.locator("#signin")).to_be_visible()
+        assert_accessible(admin.page, "signin")
         admin.check()
 
 
