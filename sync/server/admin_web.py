@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sync import admins
 from sync.server.auth import bearer, same_secret
+from sync.store.admins_sql import AdminSession
 from sync.store.central import IssuerStore
 
 logger = logging.getLogger(__name__)
@@ -123,22 +124,26 @@ class AdminGuard:
             await self.app(scope, receive, send)  # signing in needs no session yet
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        refused, name = await self._check(method, headers)
+        refused, name, session = await self._check(method, headers)
         if refused is not None:
             await refused(scope, receive, send)
             return
-        scope.setdefault("state", {})["admin"] = name
+        state = scope.setdefault("state", {})
+        state["admin"], state["admin_session"] = name, session
         await self.app(scope, receive, send)
 
-    async def _check(self, method: str, headers: dict[str, str]) -> tuple[Response | None, str]:
+    async def _check(
+        self, method: str, headers: dict[str, str]
+    ) -> tuple[Response | None, str, AdminSession | None]:
         token = bearer(headers.get("authorization"))
         if token is not None:
             if same_secret(token, self.admin_token):
-                return None, TOKEN_ADMIN
-            return reply(401, "unauthorized", "the admin token is wrong", **_challenge()), ""
+                return None, TOKEN_ADMIN, None
+            wrong = reply(401, "unauthorized", "the admin token is wrong", **_challenge())
+            return wrong, "", None
         session_id = _cookie(headers.get("cookie", ""))
         if session_id is None:
-            return reply(401, "unauthorized", "sign in first", **_challenge()), ""
+            return reply(401, "unauthorized", "sign in first", **_challenge()), "", None
         found = await run_in_threadpool(
             self.store.admin_session,
             admins.session_key(session_id),
@@ -146,10 +151,10 @@ class AdminGuard:
             self.policy.idle,
         )
         if found is None:
-            return reply(401, "session_expired", "the session has ended: sign in again"), ""
+            return reply(401, "session_expired", "the session has ended: sign in again"), "", None
         if method in WRITES and not same_secret(headers.get(CSRF_HEADER, ""), found.csrf):
-            return reply(403, "bad_csrf", "the page's CSRF token is missing or wrong"), ""
-        return None, found.name
+            return reply(403, "bad_csrf", "the page's CSRF token is missing or wrong"), "", None
+        return None, found.name, found
 
 
 def install(
@@ -227,13 +232,9 @@ def install(
 
     @app.get(SIGNIN_PATH, response_model=None)
     def who(request: Request) -> Response:
-        name = admin_name(request)
-        if name == TOKEN_ADMIN:
-            return JSONResponse({"name": name, "csrf": None})
-        session_id = _cookie(request.headers.get("cookie", "")) or ""
-        found = store.admin_session(admins.session_key(session_id), clock(), rules.idle)
-        if found is None:
-            return reply(401, "session_expired", "the session has ended: sign in again")
+        found = getattr(request.state, "admin_session", None)
+        if not isinstance(found, AdminSession):  # the bearer token: no session, no CSRF
+            return JSONResponse({"name": admin_name(request), "csrf": None})
         return JSONResponse(
             {"name": found.name, "csrf": found.csrf, "expires_at": found.expires_at.isoformat()}
         )

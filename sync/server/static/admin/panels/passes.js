@@ -29,11 +29,13 @@
       field("f_scope", h("input", { name: "scope", required: true, maxlength: 200, tPlaceholder: "eg_scope" })),
       field("f_days", h("input", { name: "days", type: "number", min: 1, max: 3660, value: 90 })),
       field("f_valid_from", h("input", { name: "valid_from", maxlength: 40, tPlaceholder: "eg_date" })),
+      field("f_valid_until", h("input", { name: "valid_until", maxlength: 40, tPlaceholder: "eg_date" }), "valid_until_hint"),
       field("f_quota", h("input", { name: "quota", maxlength: 20, tPlaceholder: "eg_quota" })),
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", t: "issue" })));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = formValues(form);
+      if (body.valid_until) delete body.days; // a last day given wins over the day count
       if (body.days) body.days = Number(body.days);
       const reply = await api("POST", "/v1/admin/passes", body);
       if (!reply.ok) { say(out, false, errorText(reply.data, reply.status)); return; }
@@ -110,6 +112,7 @@
         ["col_kind", (p) => T("kind_" + p.kind)],
         ["col_until", (p) => when(p.valid_until)],
         ["col_state", (p) => h("span", { class: p.state === "active" ? "badge good" : "badge bad", t: "pass_" + p.state })],
+        ["col_reason", (p) => p.revoke_reason || ""],
         ["col_actions", (p) => p.state === "active" ? h("span", { class: "actions" },
           act(p, "revoke", "revoke", () => ({ reason: reason.value.trim() })),
           act(p, "reissue", "reissue", () => (days.value ? { days: Number(days.value) } : {})),
