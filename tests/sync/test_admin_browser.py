@@ -190,16 +190,21 @@ def test_residents_import_checks_first_names_bad_rows_then_imports(
     section = admin.open("residents")
     importer = section.locator("button.danger")
     section.locator("input[type=file]").set_input_files(str(bad))
-    section.locator("button.primary").click()
+    section.locator("button[data-t=check_file]").click()
     sync_api.expect(section.locator(".problems li").first).to_contain_text("row 2, column phone")
     sync_api.expect(importer).to_be_disabled()
     section.locator("input[type=file]").set_input_files(str(good))
-    section.locator("button.primary").click()
+    section.locator("button[data-t=check_file]").click()
     sync_api.expect(result_of(section)).to_contain_text("检查通过")
     assert admin.site.centre.central.residents() == []  # a dry run writes nothing
     importer.click()
     sync_api.expect(result_of(section)).to_contain_text("已导入")
     assert len(admin.site.centre.central.residents("C1")) == 2
+    admin.page.fill("#residents-compound", "C1")
+    section.locator("button:has-text('查看')").click()
+    listed = admin.page.locator("#residents-list tbody tr")
+    sync_api.expect(listed).to_have_count(2)
+    sync_api.expect(listed.last).to_contain_text("李四")
 
 
 def test_passes_issue_revoke_reissue_expire_and_bulk_with_progress(admin: Admin) -> None:
@@ -302,6 +307,10 @@ def test_isolation_ordered_lifted_and_kept_in_the_history(admin: Admin) -> None:
     sync_api.expect(row).to_contain_text("已解除")
     assert admin.site.centre.central.isolations(admin.site.clock()) == []
     assert len(admin.site.centre.central.isolation_history(None, None)) == 1
+    trail = admin.open("audit")
+    sync_api.expect(trail.locator("tbody tr")).to_have_count(2)
+    sync_api.expect(trail.locator("tbody tr").first).to_contain_text("解除隔离")
+    sync_api.expect(trail.locator("tbody tr").last).to_contain_text(NAME)
 
 
 def test_the_page_works_at_tablet_size(browser: Any, site: Site) -> None:

@@ -18,6 +18,7 @@ DYNAMIC = {
     "key_": ["active", "rotating", "retired"],
     "iso_": ["active", "planned", "ended", "lifted"],
     "done_": ["revoke", "reissue", "expire"],
+    "role_": ["resident", "tenant", "landlord"],
 }
 USES = [
     r'\bt: "([\w-]+)"', r'tPlaceholder: "([\w-]+)"', r'\bT\("([\w-]+)"\)', r'field\("([\w-]+)"',
@@ -53,6 +54,16 @@ def test_every_word_the_page_uses_is_in_the_table() -> None:
     used = {key for key in used if not key.endswith("_")} - {"_blank"}
     assert len(used) > 100
     assert sorted(used - set(table)) == []
+
+
+def test_every_action_of_the_audit_trail_has_words() -> None:
+    actions: set[str] = set()
+    for path in SERVER.glob("admin_api*.py"):
+        text = path.read_text(encoding="utf-8")
+        actions.update(re.findall(r'"((?:pass|key|isolation|residents)\.[a-z]+)"', text))
+    assert len(actions) >= 10
+    table = words()
+    assert sorted(a for a in actions if "act_" + a.replace(".", "_") not in table) == []
 
 
 def server_codes() -> set[str]:

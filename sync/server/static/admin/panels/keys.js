@@ -14,7 +14,12 @@
       const run = async (method, path, body, okKey) => {
         const reply = await api(method, path, body);
         if (!reply.ok) { say(out, false, errorText(reply.data, reply.status)); return; }
-        say(out, true, T(okKey) + " " + (reply.data.kid || ""));
+        let text = T(okKey) + " " + (reply.data.kid || "");
+        // A rotation: the old keys verify until the overlap ends; their live passes need reissuing.
+        for (const [old, live] of Object.entries(reply.data.rotating || {})) {
+          text += "\n" + old + " · " + T("rotating_until") + " " + when(reply.data.retire_at) + " · " + T("live_to_reissue") + " " + live;
+        }
+        say(out, true, text);
         load();
       };
       const load = async () => {

@@ -1,7 +1,7 @@
 /* Residents import: pick a CSV/XLSX file, check it (dry run), see row/column errors, import. */
 "use strict";
 (function () {
-  const { h, api, say, T, errorText, panel, field } = window.GateAdmin;
+  const { h, api, say, T, errorText, panel, field, table } = window.GateAdmin;
 
   function summaryText(data) {
     const s = data.summary;
@@ -50,11 +50,29 @@
         doImport.disabled = true;
         checked = null;
       });
+      const compound = h("input", { name: "compound", maxlength: 64, id: "residents-compound", tPlaceholder: "eg_compound" });
+      const listed = h("div", { id: "residents-list" });
+      const lookup = h("form", { class: "row" }, field("f_compound", compound),
+        h("button", { type: "submit", class: "primary", t: "show_residents" }));
+      lookup.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        if (!compound.value.trim()) return;
+        const reply = await api("GET", "/v1/admin/residents?compound=" + encodeURIComponent(compound.value.trim()));
+        if (!reply.ok) { listed.replaceChildren(h("p", { class: "result error" }, errorText(reply.data, reply.status))); return; }
+        listed.replaceChildren(table([
+          ["col_household", (r) => r.household_id],
+          ["col_unit", (r) => r.unit],
+          ["col_name", (r) => r.name],
+          ["col_phone", (r) => r.phone],
+          ["col_role", (r) => h("span", { t: "role_" + r.role })],
+        ], reply.data.residents, "no_residents"));
+      });
       section.append(
         h("p", { class: "hint", t: "residents_hint" }),
         field("f_file", file),
         h("div", { class: "row" }, check, doImport),
-        out, problems);
+        out, problems,
+        h("h3", { t: "residents_list_title" }), lookup, listed);
     },
   });
 })();
