@@ -267,8 +267,15 @@ class IssuerStore(Protocol):
     def residents(self, compound: str | None = None) -> list[Resident]:
         """Recorded persons (of one compound, or all), by household id, then person id."""
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
-        """Record several issued passes and their holders in one transaction, one version."""
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
+        """Record several issued passes and their holders in one transaction, one version.
+
+        With ``skip_held``, passes whose holder already holds a live pass of that kind are
+        left out, checked in the transaction (concurrent bulk runs issue each person one).
+        Returns the ids recorded, in order.
+        """
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
         """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""

@@ -555,11 +555,24 @@ class PostgresCentralStore(PostgresDatabase):
         with self._tx("read residents") as conn:
             return residents_sql.residents(_runner(conn), compound)
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
         """Record several issued passes and their holders in one transaction, one version."""
         with self._tx("add passes") as conn:
-            residents_sql.add_passes(
-                _runner(conn), partial(self._bump, conn), aware, issued=issued, kid=kid, now=now
+            if skip_held:
+                # One bulk run of a kind at a time from here to commit: the holders read
+                # next include every pass another run has recorded.
+                for kind in sorted({fields.kind.value for fields, _, _ in issued}):
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"bulk:{kind}",))
+            return residents_sql.add_passes(
+                _runner(conn),
+                partial(self._bump, conn),
+                aware,
+                issued=issued,
+                kid=kid,
+                now=now,
+                skip_held=skip_held,
             )
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:

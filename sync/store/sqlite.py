@@ -510,11 +510,19 @@ class SqliteCentralStore:
         with self._lock:
             return residents_sql.residents(_runner(self._db), compound)
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
         """Record several issued passes and their holders in one transaction, one version."""
         with self._tx() as db:
-            residents_sql.add_passes(
-                _runner(db), partial(self._bump, db), _iso, issued=issued, kid=kid, now=now
+            return residents_sql.add_passes(
+                _runner(db),
+                partial(self._bump, db),
+                _iso,
+                issued=issued,
+                kid=kid,
+                now=now,
+                skip_held=skip_held,
             )
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
