@@ -95,6 +95,29 @@ def issue(issuer: Issuer, draft: VisitorDraft, now: datetime) -> tuple[VisitorRe
     return issuer.store.visitor_request(request_id), text
 
 
+def request_json(row: VisitorRequest) -> dict[str, object]:
+    """A request as JSON (the CLI's ``--json`` and the admin page's endpoints)."""
+    return {
+        "request_id": row.request_id,
+        "household_id": row.household_id,
+        "name": row.name,
+        "phone": row.phone,
+        "reason": row.reason,
+        "plate": row.plate,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "once": row.once,
+        "requested_by": row.requested_by,
+        "requested_at": row.requested_at,
+        "state": row.state,
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at,
+        "note": row.note,
+        "pass_id": row.pass_id,
+        "direct": row.direct,
+    }
+
+
 def reject(issuer: Issuer, request_id: int, reason: str, by: str, now: datetime) -> VisitorRequest:
     """Reject a pending request, saying why."""
     return _close(issuer, request_id, "rejected", note=reason, by=by, now=now)
