@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -15,14 +16,14 @@ from typing import Any
 import pytest
 
 from gate_agent.core.passes import PassKind, Scope, VerifiedPass, verify
-from sync import visitors
+from sync import ledgers, visitors
 from sync.cards import store_keyring
 from sync.errors import NotFound, VisitorRefused
 from sync.issuer import Issuer
 from sync.store import SqliteCentralStore
 from sync.store.central import Household, Person
 from sync.store.visitors_sql import VisitorDraft
-from tests.sync.stream_helpers import STORES, open_central, store_dsn
+from tests.sync.stream_helpers import STORES, open_central, open_streams, store_dsn
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 HOST = Household("C1-3-2-501", "CM1", "C1", "3", "2", "501")
@@ -277,3 +278,32 @@ def test_two_approvers_at_once_on_postgresql_issue_one_pass(
         assert store.visitor_request(asked.request_id).pass_id == first.pass_id
     finally:
         store.close()
+
+
+def test_the_visitors_ledger_lists_the_passes_issued(
+    issuer: Issuer, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    done, _ = visitors.issue(issuer, draft(requested_by="管理员"), NOW)
+    asked = visitors.request(issuer, draft(name="钱多多", once=False, plate=""), NOW)
+    approved, _ = visitors.approve(issuer, asked.request_id, "社区李四", NOW)
+    visitors.request(issuer, draft(name="未批准"), NOW)
+    assert approved.pass_id is not None
+    issuer.store.revoke(approved.pass_id, "来访取消", NOW)
+    postgres = request.node.callspec.params["issuer"] == "postgres"
+    dsn = str(request.getfixturevalue("postgres_dsn")) if postgres else None
+    with closing(open_streams(tmp_path, dsn)) as streams:
+        rows = list(ledgers.ledger_table("visitors", streams, issuer.store).rows)
+        window = ledgers.ledger_table(
+            "visitors", streams, issuer.store, NOW + timedelta(days=1), NOW + timedelta(days=2)
+        )
+        assert list(window.rows) == []
+    assert [(r["source"], r["name"], r["phone"], r["outcome"]) for r in rows] == [
+        ("访客证 pass", "赵小燕", "13700000001", "approved"),
+        ("访客证 pass", "钱多多", "13700000001", "revoked"),
+    ]
+    first, second = rows
+    assert (first["household_id"], first["plate"], first["pass_id"]) == (
+        HOST.household_id, "京A12345", done.pass_id
+    )  # fmt: skip
+    assert "一次性 once" in first["note"] and "直接签发 issued directly" in first["note"]
+    assert "批准 approved by 社区李四" in second["note"] and "来访取消" in second["note"]
