@@ -307,3 +307,22 @@ def test_the_visitors_ledger_lists_the_passes_issued(
     )  # fmt: skip
     assert "一次性 once" in first["note"] and "直接签发 issued directly" in first["note"]
     assert "批准 approved by 社区李四" in second["note"] and "来访取消" in second["note"]
+
+
+def test_a_postgres_centre_from_before_visitors_is_upgraded(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from sync.store.central_postgres import PostgresCentralStore
+
+    with PostgresCentralStore(postgres_dsn) as store:
+        setup(Issuer(tmp_path, store))
+    with psycopg.connect(postgres_dsn) as conn:  # back to migration 3, residents in it
+        conn.execute("DROP TABLE visitor_request_history, visitor_requests")
+        conn.execute("ALTER TABLE passes DROP COLUMN once")
+        conn.execute("DELETE FROM central_schema_version WHERE version >= 4")
+    with PostgresCentralStore(postgres_dsn) as store:
+        assert store.schema_version == len(PostgresCentralStore.MIGRATIONS)
+        done, _ = visitors.issue(Issuer(tmp_path, store), draft(), NOW)
+        assert store.visitor_request(done.request_id).state == "approved"
