@@ -24,7 +24,7 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import bundle_import, cli_admin, cli_gates, pull
+from sync import bundle_import, cli_admin, cli_gates, cli_visitors, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -188,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
     cli_gates.register(gates, _dsn_option, open_streams)
+    cli_visitors.register(commands, _dsn_option)
     leaves = (
         key_new,
         key_list,

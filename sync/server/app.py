@@ -4,7 +4,8 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``; visitor passes under
+``/v1/admin/visitors`` (``sync/server/visitors_api.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
+from sync.server import visitors_api
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
@@ -82,6 +84,8 @@ def create_app(
         if token is None or not same_secret(token, admin_token):
             return error(401, "unauthorized", "the admin token is needed", **_challenge())
         return None
+
+    app.include_router(visitors_api.router(issuer, admin_auth, clock))
 
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, exc: StoreError) -> JSONResponse:

@@ -205,8 +205,8 @@ def add_passes(
         quota = fields.exit_quota
         run(
             "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
-            " display_name, unit, exit_quota, key_id, text, issued_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " display_name, unit, exit_quota, key_id, text, issued_at, once)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 fields.pass_id,
                 fields.kind.value,
@@ -220,6 +220,7 @@ def add_passes(
                 kid,
                 text,
                 when(now),
+                fields.once,
             ),
         )
         if holder is not None:
