@@ -108,7 +108,16 @@ class Assessor:
             last_allowed=_prior(self.ledger.last_allowed_for_pass(fields.pass_id)),
             last_entry=_prior(self.ledger.last_for_pass(fields.pass_id)),
             household_exits=exits,
+            used_in_at=self.used_in_at(fields.pass_id) if fields.once else None,
         )
+
+    def used_in_at(self, pass_id: str) -> datetime | None:
+        """When a one-time pass was first let in, as far as this gate knows, or None."""
+        known = (
+            self.ledger.first_allowed_in(pass_id),  # this gate's own entries
+            # Other gates' entries, from the downlink, go here as one more source.
+        )
+        return min((at for at in known if at is not None), default=None)
 
     def evaluate(
         self,

@@ -17,7 +17,7 @@ from typing import Any
 import segno
 
 from gate_agent.core.passes import PassFieldError, PassKind
-from sync import admin_ops, bundle_import, cli_accounts, cli_admin, cli_gates, pull
+from sync import admin_ops, bundle_import, cli_accounts, cli_admin, cli_gates, cli_visitors, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -180,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
     cli_gates.register(gates, _dsn_option, open_streams)
+    cli_visitors.register(commands, _dsn_option)
     leaves = (
         key_new,
         key_list,

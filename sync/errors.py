@@ -7,7 +7,8 @@ SyncError
  ├── Conflict        (ValueError)  what the admin asked for already exists
  ├── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
  ├── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
- └── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
+ ├── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
+ └── VisitorRefused  (ValueError)  a visitor request or pass refused (unknown host, too long...)
 """
 
 
@@ -51,3 +52,13 @@ class RosterRefused(SyncError, ValueError):
         """A refusal with its stable code."""
         super().__init__(f"{detail} ({code})" if "\n" not in detail else f"({code}) {detail}")
         self.code = code
+
+
+class VisitorRefused(SyncError, ValueError):
+    """A visitor request, approval or pass refused; ``code`` is stable (see docs)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})")
+        self.code = code
+        self.detail = detail

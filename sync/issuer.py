@@ -307,6 +307,18 @@ class Issuer:
         )
         return texts
 
+    def issue_missing(
+        self, items: Sequence[tuple[PassFields, int]], now: datetime
+    ) -> list[tuple[PassFields, str]]:
+        """Sign passes for persons and record those whose person holds no live pass of that
+        kind yet, checked in the recording transaction; the recorded (fields, text), in order.
+        """
+        self.retire_due(now)
+        kid, private = self.signing_key()
+        signed = [(fields, sign(fields, private), holder) for fields, holder in items]
+        recorded = set(self.store.add_passes(signed, kid, now, skip_held=True))
+        return [(fields, text) for fields, text, _ in signed if fields.pass_id in recorded]
+
     def replace(self, old_id: str, fields: PassFields, reason: str, now: datetime) -> str:
         """Sign ``fields`` as the successor of pass ``old_id`` (same holder) and revoke the
         old one with ``reason``, in one transaction; the new pass's text."""

@@ -96,6 +96,8 @@ class PassHistory:
     last_entry: PriorEntry | None = None
     #: Wall times of the household's allowed exits, for the exit quota.
     household_exits: Sequence[datetime] = field(default_factory=tuple)
+    #: When a one-time pass was first let in (at any gate the gate knows of), or None.
+    used_in_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,17 @@ def decide(
         return _deny(Reason.REVOKED, NextStep.CALL_COMMUNITY_WORKER, alert=True)
     if not _in_scope(fields.scope.kind, fields.scope.ids, gate):
         return _deny(Reason.OUT_OF_SCOPE, NextStep.TURN_AWAY)
-    # An isolation order holds whatever the gate's posture.
-    if direction is Direction.OUT and lists.isolated(fields.household_id, now):
+    # An isolation order holds whatever the gate's posture. A visitor pass carries the
+    # host's household: its holder may not visit, but is never kept in by it.
+    isolated = lists.isolated(fields.household_id, now)
+    if fields.kind is PassKind.VISITOR:
+        if direction is Direction.IN and isolated:
+            return _deny(Reason.HOST_IN_ISOLATION, NextStep.TURN_AWAY)
+    elif direction is Direction.OUT and isolated:
         return _deny(Reason.QUARANTINED_EXIT, NextStep.STAY_HOME, alert=True)
+    # One visit, whatever the posture: one allowed entry, then only its exit.
+    if fields.once and direction is Direction.IN and history.used_in_at is not None:
+        return _deny(Reason.PASS_USED, NextStep.ASK_FOR_VALID_PASS)
     if mode is GateMode.OPEN:
         return _ALLOW
     lockdown_entry = mode is GateMode.LOCKDOWN and direction is Direction.IN

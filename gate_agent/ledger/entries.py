@@ -203,6 +203,17 @@ class Ledger:
             )
         return None if row is None else entry_from_row(row)
 
+    def first_allowed_in(self, pass_id: str) -> datetime | None:
+        """Wall time (UTC) of the first entry that let this pass in here, or None."""
+        with self._store.read() as db:
+            row = first_row(
+                db,
+                "SELECT wall_time FROM entries WHERE pass_id = ? AND direction = 'in'"
+                " AND outcome = 'allow' ORDER BY seq LIMIT 1",
+                (pass_id,),
+            )
+        return None if row is None else datetime.fromisoformat(row["wall_time"])
+
     def household_exits_since(self, household_id: str, since: datetime) -> list[datetime]:
         """Wall times (UTC) of the household's allowed exits at or after ``since``, oldest first."""
         since_text = _aware_iso(since, "since")

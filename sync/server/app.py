@@ -4,9 +4,11 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``; and the admin web page at ``/admin/``
-with its flows (``admin_web``, ``admin_api``, ``admin_api_people``), whose guard checks
-the admin token or a signed-in session (and its CSRF token) on every ``/v1/admin`` route.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``; visitor passes under
+``/v1/admin/visitors`` (``sync/server/visitors_api.py``); and the admin web page at
+``/admin/`` with its flows (``admin_web``, ``admin_api``, ``admin_api_people``), whose
+guard checks the admin token or a signed-in session (and its CSRF token) on every
+``/v1/admin`` route.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
-from sync.server import admin_api, admin_api_people, admin_web
+from sync.server import admin_api, admin_api_people, admin_web, visitors_api
 from sync.server.admin_jobs import Jobs
 from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
@@ -90,6 +92,7 @@ def create_app(
     admin_web.install(app, store=issuer.store, admin_token=admin_token, clock=clock)
     admin_api.register(app, issuer, clock, Jobs(admin_api.refusal))
     admin_api_people.register(app, issuer, clock)
+    app.include_router(visitors_api.router(issuer, admin_auth, clock))
 
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, exc: StoreError) -> JSONResponse:

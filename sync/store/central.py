@@ -23,10 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gate_agent.core.passes import PassFields
 from sync.store.admins_sql import AdminStore
+
+if TYPE_CHECKING:
+    from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 
 @dataclass(frozen=True)
@@ -268,8 +271,15 @@ class IssuerStore(AdminStore, Protocol):
     def residents(self, compound: str | None = None) -> list[Resident]:
         """Recorded persons (of one compound, or all), by household id, then person id."""
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
-        """Record several issued passes and their holders in one transaction, one version."""
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
+        """Record several issued passes and their holders in one transaction, one version.
+
+        With ``skip_held``, passes whose holder already holds a live pass of that kind are
+        left out, checked in the transaction (concurrent bulk runs issue each person one).
+        Returns the ids recorded, in order.
+        """
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
         """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
@@ -286,6 +296,48 @@ class IssuerStore(AdminStore, Protocol):
     ) -> None:
         """Record ``fields`` as the successor of ``old_id`` (same holder) and revoke the old
         one with ``reason``, in one transaction; ``Conflict`` when it is revoked already."""
+
+    # -- visitor requests (``sync.store.visitors_sql``, ``sync.visitors``) ------------------
+
+    def household(self, household_id: str) -> Household | None:
+        """The recorded household, or None."""
+
+    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
+        """Record a pending request; its id. ``VisitorRefused('unknown_host')`` when the
+        host household is not among the residents."""
+
+    def visitor_request(self, request_id: int) -> VisitorRequest:
+        """One visitor request; ``NotFound`` when there is none."""
+
+    def visitor_requests(
+        self, *, pending: bool = False, household_id: str | None = None
+    ) -> list[VisitorRequest]:
+        """Visitor requests (only pending, only one host's), oldest first."""
+
+    def visitor_passes(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[VisitorRequest]:
+        """Approved requests whose visit overlaps ``[since, until)``, by start."""
+
+    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
+        """Every state a request went through, oldest first."""
+
+    def approve_visitor_request(
+        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
+    ) -> None:
+        """Approve a pending request and record its pass in one transaction; issues
+        nothing and raises ``VisitorRefused('already_decided')`` when it was decided."""
+
+    def issue_visitor_pass(
+        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
+    ) -> int:
+        """Record a request approved at once by its requester, and its pass; its id."""
+
+    def close_visitor_request(
+        self, request_id: int, state: str, *, by: str, note: str, now: datetime
+    ) -> None:
+        """Reject or cancel (``state``) a pending request with ``note``; else
+        ``VisitorRefused('already_decided')``."""
 
 
 def merged_settings(rows: Iterable[SettingRow], gate_id: str) -> dict[str, object]:

@@ -112,6 +112,15 @@ def exits(*ago: timedelta) -> PassHistory:
     return PassHistory(household_exits=tuple(NOW - a for a in ago))
 
 
+VISITOR: dict[str, object] = {"kind": PassKind.VISITOR, "exit_quota": None}
+ONCE: dict[str, object] = {**VISITOR, "once": True}
+
+
+def used_in(ago: timedelta) -> PassHistory:
+    """The pass was let in ``ago`` (and out again since, so passback does not decide)."""
+    return PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, ago / 2), used_in_at=NOW - ago)
+
+
 # One row per rule; the columns are Case's fields. A healthy resident walking in at 36.5 °C
 # through a screening gate is the default.
 # fmt: off
@@ -181,6 +190,32 @@ CASES = [
          temperature=38.0),
     Case("revoked beats everything else", DENY, Reason.REVOKED, OUT,
          lists=REVOKED_AND_ISOLATED, alert=True),
+    Case("visitor of an isolated household comes in", DENY, Reason.HOST_IN_ISOLATION,
+         lists=ISOLATED, fields=VISITOR),
+    Case("visitor of an isolated household comes in, open mode", DENY, Reason.HOST_IN_ISOLATION,
+         mode=OPEN, lists=ISOLATED, fields=VISITOR),
+    Case("visitor of an isolated household leaves", ALLOW, Reason.OK, OUT, lists=ISOLATED,
+         fields=VISITOR),
+    Case("visitor of an isolated household leaves, lockdown", ALLOW, Reason.OK, OUT, LOCKDOWN,
+         lists=ISOLATED, fields=VISITOR),
+    Case("visitor after the isolation is over", ALLOW, Reason.OK, lists=ISOLATION_OVER,
+         fields=VISITOR),
+    Case("one-time pass, first entry", ALLOW, Reason.OK, fields=ONCE),
+    Case("one-time pass used already", DENY, Reason.PASS_USED, fields=ONCE,
+         history=used_in(3 * HOUR)),
+    Case("one-time pass used, in open mode too", DENY, Reason.PASS_USED, mode=OPEN,
+         fields=ONCE, history=used_in(3 * HOUR)),
+    Case("one-time pass used long ago (past passback)", DENY, Reason.PASS_USED, fields=ONCE,
+         history=used_in(30 * HOUR)),
+    Case("one-time pass leaves after its entry", ALLOW, Reason.OK, OUT, fields=ONCE,
+         history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, 2 * HOUR),
+                             used_in_at=NOW - 2 * HOUR)),
+    Case("one-time pass with only an exit before", ALLOW, Reason.OK, fields=ONCE,
+         history=last_allowed(OUT, 2 * HOUR)),
+    Case("a pass without the rule ignores an earlier entry", ALLOW, Reason.OK,
+         fields=VISITOR, history=used_in(30 * HOUR)),
+    Case("expired before used", DENY, Reason.EXPIRED, fields={**ONCE, "valid_until": NOW},
+         history=used_in(HOUR)),
 ]
 # fmt: on
 
@@ -217,7 +252,7 @@ def test_rule_table(case: Case) -> None:
 def test_every_policy_reason_is_reached_by_the_table() -> None:
     reached = {case.reason for case in CASES}
     # A manual release or override is the guard's act; registrations have their own table.
-    by_guard = {Reason.MANUAL_RELEASE, Reason.GUARD_OVERRIDE, Reason.HOST_IN_ISOLATION}
+    by_guard = {Reason.MANUAL_RELEASE, Reason.GUARD_OVERRIDE}
     assert set(Reason) - PASS_TEXT_REASONS - by_guard <= reached
 
 

@@ -153,10 +153,20 @@ def test_the_bearer_token_still_opens_the_admin_api_for_scripts(site: Site) -> N
         assert audit[0]["by"] == "admin-token" and audit[0]["action"] == "key.new"
 
 
-def app_paths(tmp_path: Path) -> list[str]:
+def app_routes(tmp_path: Path) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, read from the app itself: its routes, and its
+    OpenAPI schema, which also lists the routes of included routers."""
     with centre(tmp_path / "routes") as opened:
         app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, TickingClock())
-    return [str(getattr(route, "path", "")) for route in app.routes]
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            found |= {(method, route.path) for method in route.methods or ()}
+        elif getattr(route, "path", None):
+            found.add(("GET", str(getattr(route, "path", ""))))  # mounts: the page's assets
+    for path, operations in app.openapi()["paths"].items():
+        found |= {(method.upper(), path) for method in operations}
+    return found
 
 
 def test_nothing_but_the_page_itself_is_served_outside_the_guarded_prefix(
@@ -164,20 +174,14 @@ def test_nothing_but_the_page_itself_is_served_outside_the_guarded_prefix(
 ) -> None:
     # The guard covers /v1/admin; the page's shell and assets carry no data. A data
     # route elsewhere (say /admin/export) would be unguarded: this test says so.
-    outside = {p for p in app_paths(tmp_path) if p.startswith("/admin")}
-    assert outside == {"/admin", "/admin/", "/admin/static"}
-    assert all(p.startswith(("/v1/gates/", "/v1/admin", "/admin")) for p in app_paths(tmp_path))
+    paths = {path for _, path in app_routes(tmp_path)}
+    assert {p for p in paths if p.startswith("/admin")} == {"/admin", "/admin/", "/admin/static"}
+    assert all(p.startswith(("/v1/gates/", "/v1/admin", "/admin")) for p in paths)
 
 
 def admin_routes(tmp_path: Path) -> list[tuple[str, str]]:
-    """Every (method, path) of the app under /v1/admin, read from the app itself."""
-    with centre(tmp_path / "routes") as opened:
-        app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, TickingClock())
-    found = []
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path.startswith("/v1/admin"):
-            found += [(method, route.path) for method in sorted(route.methods or ())]
-    return found
+    """Every (method, path) of the app under /v1/admin."""
+    return sorted(r for r in app_routes(tmp_path) if r[1].startswith("/v1/admin"))
 
 
 def concrete(path: str) -> str:
@@ -189,7 +193,8 @@ def test_every_admin_route_refuses_anonymous_and_writes_without_csrf(
     site: Site, tmp_path: Path
 ) -> None:
     routes = admin_routes(tmp_path)
-    assert len(routes) >= 20  # the table is read from the app: a new route is in it
+    assert len(routes) >= 30  # the table is read from the app: a new route is in it
+    assert ("POST", "/v1/admin/visitors/{request_id}/approve") in routes  # included routers too
     client, csrf = site.signed_in()
     with site.client() as anonymous, closing(client):
         for method, path in routes:

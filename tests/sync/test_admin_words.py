@@ -68,11 +68,17 @@ def test_every_action_of_the_audit_trail_has_words() -> None:
 
 def server_codes() -> set[str]:
     codes: set[str] = set()
-    for path in [*SERVER.glob("*.py"), *(ROOT / "sync").glob("*.py")]:
+    for path in [
+        *SERVER.glob("*.py"),
+        *(ROOT / "sync").glob("*.py"),
+        *(ROOT / "sync" / "store").glob("*.py"),
+    ]:
         text = path.read_text(encoding="utf-8")
-        codes.update(re.findall(r'\b(?:reply|error)\(\s*\d+,\s*"([\w-]+)"', text))
+        codes.update(re.findall(r'\b(?:reply|_?error)\(\s*\d+,\s*"([\w-]+)"', text))
         codes.update(re.findall(r'BodyError\(\s*\d+,\s*"([\w-]+)"', text))
-        codes.update(re.findall(r'(?:CardRefused|RosterRefused)\(\s*"([\w-]+)"', text))
+        codes.update(
+            re.findall(r'(?:CardRefused|RosterRefused|VisitorRefused)\(\s*"([\w-]+)"', text)
+        )
         codes.update(re.findall(r'return \d+, "([\w-]+)", str\(exc\)', text))
     return codes
 

@@ -211,6 +211,15 @@ window.AdminWords = {
   err_unverifiable: ["通行证无法校验，请重新签发", "The pass does not verify: reissue it"],
   "err_no-cards": ["没有可打印的通行证", "No pass to print"],
   "err_no-cjk-font": ["服务器缺少中文字体", "No Chinese font on the server"],
+  // Visitor passes (sync/visitors.py, /v1/admin/visitors).
+  err_already_decided: ["该申请已处理", "This request was decided already"],
+  err_bad_period: ["来访时间有误", "The visit's period is not valid"],
+  err_bad_text: ["文字内容有误", "A text is not valid"],
+  err_missing: ["缺少必填内容", "Something needed is missing"],
+  err_too_long: ["来访时间过长", "The visit is too long"],
+  err_unknown_host: ["住户中没有该户号", "No such household among the residents"],
+  err_host_in_isolation: ["被访住户正在隔离", "The host household is in isolation"],
+  err_no_pass: ["没有通行证", "No pass"],
   // The gates' own refusals (uploads, enrolment), should one ever reach the page.
   err_forbidden: ["无权访问", "Forbidden"],
   err_enrol_refused: ["注册码无效、已用或已过期", "The enrolment code is unknown, used or expired"],
