@@ -653,13 +653,23 @@ def _runner(db: sqlite3.Connection) -> residents_sql.Run:
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a file made by an older version up to the schema above (columns added since)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
-    if "retire_at" not in columns:
-        db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
-    if "once" not in {row[1] for row in db.execute("PRAGMA table_info(passes)")}:
-        # A file from before one-time passes: every pass it holds is not one.
-        db.execute("ALTER TABLE passes ADD COLUMN once INTEGER NOT NULL DEFAULT 0")
+    """Bring a file made by an older version up to the schema above (columns added since).
+
+    Under the write lock: server workers open the file at the same moment, and a column
+    checked missing by two of them must be added by one.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
+        if "retire_at" not in columns:
+            db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
+        if "once" not in {row[1] for row in db.execute("PRAGMA table_info(passes)")}:
+            # A file from before one-time passes: every pass it holds is not one.
+            db.execute("ALTER TABLE passes ADD COLUMN once INTEGER NOT NULL DEFAULT 0")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 #: The name this store had before PostgreSQL could hold the same data.
