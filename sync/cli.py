@@ -24,7 +24,7 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import bundle_import, cli_admin, cli_gates, pull
+from sync import bundle_import, cli_admin, cli_compounds, cli_gates, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -185,9 +185,13 @@ def _parser() -> argparse.ArgumentParser:
     enrol = gates.add_parser("enrol", help="make a one-time enrolment code for a gate")
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
+    enrol.add_argument("--compound", help="the compound the gate is in (see `gates place`)")
+    enrol.add_argument("--community", help="the community the gate is in")
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
     cli_gates.register(gates, _dsn_option, open_streams)
+    cli_compounds.register_place(gates, _dsn_option, open_streams)
+    cli_compounds.register(commands, _dsn_option, open_streams)
     leaves = (
         key_new,
         key_list,
@@ -465,7 +469,11 @@ def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
+    if args.community is not None and args.compound is None:
+        raise ValueError("--community needs --compound")
     with closing(open_streams(args)) as streams:
+        if args.compound is not None:
+            cli_compounds.place_gate(streams, issuer, args.gate_id, args.compound, args.community)
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
     return 0
