@@ -166,7 +166,6 @@ class GateState:
             }
             applied_at = utc_iso(self._store.clock())
             old_mode = self._centre_mode(db)
-            old_quota = _setting(db, "exit_quota")
             for change in changes:
                 held = stored.get(change.name, 0)
                 if change.version <= held:
@@ -193,10 +192,14 @@ class GateState:
                     (change.name, change.version, applied_at),
                 )
                 applied.append(change.name)
-            if _setting(db, "exit_quota") != old_quota and "passages" not in applied:
-                # The passages the centre sends depend on the compound's quota window:
-                # held at their old version they might never come again. Ask anew.
-                db.execute("DELETE FROM list_versions WHERE name = 'passages'")
+            if "settings" in applied:
+                # New settings may mean a new quota window or another compound (the
+                # centre raises the settings version when a gate moves): what the centre
+                # sends of the compound lists then differs at versions the gate holds
+                # already. Held at 0, they come again whole at the next request.
+                for name in COMPOUND_LISTS:
+                    if name not in applied:
+                        db.execute("DELETE FROM list_versions WHERE name = ?", (name,))
             new_mode = self._centre_mode(db)
             if new_mode is not None and new_mode != old_mode:
                 db.execute(

@@ -86,24 +86,19 @@ def test_alerts_newest_first_and_a_malformed_one_changes_nothing(ledger: Ledger)
     assert len(state.alerts(NOW - timedelta(days=1))) == 2
 
 
-def test_a_new_compound_quota_asks_for_the_passages_again(ledger: Ledger) -> None:
+def test_new_settings_ask_for_the_compound_lists_again(ledger: Ledger) -> None:
     state = ledger.state
     setting = ListChange("settings", 2, [{"key": "exit_quota", "value": "1/2"}])
     state.apply_changes([setting, ListChange("passages", 30, [passage(1, timedelta(hours=1))])])
-    assert state.compound_versions()["passages"] == 30  # came with the quota: kept
-    # The quota changes without passages in the document: the held version is dropped,
-    # so the next request gets the passages of the new window whatever their version.
+    assert state.compound_versions() == {"alerts": 0, "passages": 30}  # came with them
+    state.apply_changes([ListChange("alerts", 12, [alert(1, timedelta(hours=1))])])
+    # A new quota window, or another compound: the held versions are dropped, so the
+    # next request gets both lists whole whatever their versions; the rows stay till then.
     state.apply_changes([ListChange("settings", 3, [{"key": "exit_quota", "value": "1/3"}])])
-    assert state.compound_versions()["passages"] == 0
-    assert state.household_passages("H1", "out", NOW - timedelta(days=1)) != []  # kept till then
-    state.apply_changes([ListChange("passages", 30, [])])
-    state.apply_changes(
-        [
-            ListChange(
-                "settings",
-                4,
-                [{"key": "mode", "value": "open"}, {"key": "exit_quota", "value": "1/3"}],
-            )
-        ]
-    )
-    assert state.compound_versions()["passages"] == 30  # the quota did not change
+    assert state.compound_versions() == {"alerts": 0, "passages": 0}
+    assert state.household_passages("H1", "out", NOW - timedelta(days=1)) != []
+    assert len(state.alerts(NOW - timedelta(days=1))) == 1
+    state.apply_changes([ListChange("passages", 30, []), ListChange("alerts", 12, [])])
+    assert state.compound_versions() == {"alerts": 12, "passages": 30}
+    state.apply_changes([ListChange("revocations", 5, [])])  # other lists change nothing
+    assert state.compound_versions() == {"alerts": 12, "passages": 30}
