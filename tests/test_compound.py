@@ -185,6 +185,10 @@ def test_gates_apart_that_both_let_a_household_out_are_flagged(
         )
         unauthorised = httpx.get(f"{compound.url}/v1/admin/quota-conflicts")
         assert unauthorised.status_code == 401
+        fleet = admin.get("/v1/admin/gates").json()["gates"]
+        assert [(g["gate_id"], g["compound"], g["community"]) for g in fleet] == [
+            (A, COMPOUND, COMMUNITY), (B, COMPOUND, COMMUNITY),
+        ]  # fmt: skip
         listed = admin.get("/v1/admin/compounds").json()["compounds"]
         assert [(c["compound"], c["gates"], c["exit_quota"]) for c in listed] == [
             (COMPOUND, [A, B], "1/2")

@@ -308,6 +308,8 @@ def _iso(moment: datetime | None) -> str | None:
 def _gate_json(view: GateView, horizon: datetime) -> dict[str, Any]:
     return {
         "gate_id": view.gate_id,
+        "compound": view.compound,
+        "community": view.community,
         "enrolled": view.enrolled_at is not None,
         "enrolled_at": _iso(view.enrolled_at),
         "last_seen": _iso(view.last_seen),
