@@ -30,7 +30,7 @@ from sync import trace
 from sync.lists import COMPOUND_LISTS, ListUpdate
 from sync.store.central import IssuerStore
 from sync.store.compounds_sql import check_quota
-from sync.store.streams import EntryQuery, EntryRecord, RecentQuery, StreamStore, entry_time
+from sync.store.streams import EntryQuery, RecentEntry, RecentQuery, StreamStore
 
 ALERT_REASONS = ("quarantined_exit", "host_in_isolation")
 ALERT_WINDOW = timedelta(hours=24)
@@ -84,31 +84,23 @@ def alerts(
     """(version, items) of the ``alerts`` list of a compound whose gates these are."""
     since = now - ALERT_WINDOW
     query = RecentQuery(gate_ids=tuple(gate_ids), since=since, reasons=ALERT_REASONS)
-    records = [r for r in streams.recent_entries(query, MAX_ALERTS * 2) if _within(r, since)][
-        :MAX_ALERTS
-    ]
-    labels = store.pass_labels([str(r.content["pass_id"]) for r in records if _has_pass(r)])
+    found = streams.recent_entries(query, MAX_ALERTS * 2)
+    records = [r for r in found if _within(r, since) and r.household_id][:MAX_ALERTS]
+    labels = store.pass_labels([r.pass_id for r in records if r.pass_id])
     items = []
     for record in records:
-        content = record.content
-        household = content.get("household_id")
-        if not isinstance(household, str) or not household:
-            continue
-        pass_id = content.get("pass_id") if _has_pass(record) else None
-        name, unit = labels.get(str(pass_id), ("", "")) if pass_id else ("", "")
-        if not name:
-            name = _masked_personal_name(content)
+        name, unit = labels.get(record.pass_id, ("", "")) if record.pass_id else ("", "")
         items.append(
             {
                 "gate_id": record.gate_id,
                 "stream_id": record.stream_id,
                 "seq": record.seq,
                 "at": _when(record).isoformat(),
-                "reason": content["reason"],
-                "household_id": household,
+                "reason": record.reason,
+                "household_id": record.household_id,
                 "unit": unit,
-                "display_name": name,
-                "pass_id": pass_id,
+                "display_name": name or _masked_personal_name(record.personal),
+                "pass_id": record.pass_id or None,
             }
         )
     return _version(records), tuple(items)
@@ -133,21 +125,20 @@ def passages(
         record
         for query in queries
         for record in streams.recent_entries(query, MAX_PASSAGES)
-        if _within(record, query.since) and _has_pass(record)
+        if _within(record, query.since) and record.pass_id and record.household_id
     ]
     items = tuple(
         {
             "gate_id": r.gate_id,
             "stream_id": r.stream_id,
             "seq": r.seq,
-            "pass_id": r.content["pass_id"],
-            "household_id": r.content["household_id"],
-            "kind": r.content["pass_kind"],
-            "direction": r.content["direction"],
+            "pass_id": r.pass_id,
+            "household_id": r.household_id,
+            "kind": r.pass_kind,
+            "direction": r.direction,
             "at": _when(r).isoformat(),
         }
         for r in records
-        if isinstance(r.content.get("household_id"), str) and r.content["household_id"]
     )
     return _version(records), items
 
@@ -232,31 +223,23 @@ def _counts(moment: datetime, over: Sequence[tuple[str, datetime]], window: time
     return any(at - window < moment <= at for _, at in over)
 
 
-def _has_pass(record: EntryRecord) -> bool:
-    pass_id = record.content.get("pass_id")
-    return isinstance(pass_id, str) and bool(pass_id)
-
-
-def _when(record: EntryRecord) -> datetime:
-    when = entry_time(record)
-    if when is None:  # recent_entries only returns entries with a readable time
+def _when(record: RecentEntry) -> datetime:
+    if record.at is None:  # recent_entries only returns entries with a readable time
         raise ValueError(f"entry {record.ingest_id} has no readable time")
-    return when
+    return record.at
 
 
-def _within(record: EntryRecord, since: datetime) -> bool:
-    when = entry_time(record)
-    return when is not None and when >= since
+def _within(record: RecentEntry, since: datetime) -> bool:
+    return record.at is not None and record.at >= since
 
 
-def _version(records: Sequence[EntryRecord]) -> int:
+def _version(records: Sequence[RecentEntry]) -> int:
     return max((r.ingest_id for r in records), default=0)
 
 
-def _masked_personal_name(content: Mapping[str, Any]) -> str:
+def _masked_personal_name(personal: str | None) -> str:
     """A registration's visitor name, masked as a pass prints it ("" when purged or none)."""
-    personal = content.get("personal")
-    if not isinstance(personal, str):
+    if not personal:
         return ""
     try:
         data = json.loads(personal)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -62,9 +62,13 @@ class EntryRecord:
 
 def entry_time(record: EntryRecord) -> datetime | None:
     """When an entry happened: its corrected time, else the gate's own (None if unreadable)."""
-    if record.corrected_time is not None:
-        return record.corrected_time
-    wall = record.wall_time
+    return entry_time_of(record.wall_time, record.corrected_time)
+
+
+def entry_time_of(wall: str | None, corrected: datetime | None) -> datetime | None:
+    """An entry's time from its two time columns (see ``entry_time``)."""
+    if corrected is not None:
+        return corrected
     try:
         moment = datetime.fromisoformat(wall) if wall else None
     except ValueError:
@@ -103,6 +107,43 @@ class RecentQuery:
     pass_kinds: tuple[str, ...] = ()
     direction: str | None = None
     outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class RecentEntry:
+    """What the compound lists need of a stored entry, read without its whole content."""
+
+    ingest_id: int
+    gate_id: str
+    stream_id: str
+    seq: int
+    at: datetime | None  # its corrected time, else the gate's own (None: unreadable)
+    reason: str | None
+    pass_id: str | None
+    pass_kind: str | None
+    household_id: str | None
+    direction: str | None
+    personal: str | None  # the personal data's JSON text (a registration's), if kept
+
+
+#: The fields of ``RecentEntry`` read from an entry's content, in order.
+RECENT_FIELDS = ("reason", "pass_id", "pass_kind", "household_id", "direction", "personal")
+
+
+def recent_entry(row: Sequence[Any]) -> RecentEntry:
+    """A ``RecentEntry`` from ingest id, gate, stream, seq, wall time, corrected time (a
+    datetime or ISO text), then the ``RECENT_FIELDS``."""
+    ingest_id, gate_id, stream_id, seq, wall, corrected, *fields = row
+    if isinstance(corrected, str):
+        corrected = datetime.fromisoformat(corrected)
+    when = entry_time_of(wall, corrected)
+    reason, pass_id, kind, household, direction, personal = (
+        None if value is None else str(value) for value in fields
+    )
+    return RecentEntry(
+        int(ingest_id), gate_id, stream_id, int(seq), when, reason, pass_id, kind, household,
+        direction, personal,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -150,7 +191,7 @@ class StreamStore(Protocol):
     def gate_place(self, gate_id: str) -> tuple[str | None, str | None]:
         """(compound, community) of a gate; None for what is not known."""
 
-    def recent_entries(self, query: RecentQuery, limit: int) -> list[EntryRecord]:
+    def recent_entries(self, query: RecentQuery, limit: int) -> list[RecentEntry]:
         """Up to ``limit`` unflagged entries matching ``query``, newest first, by index.
 
         The window may be widened by ``TIME_SLACK``; callers keep rows by ``entry_time``.

@@ -26,14 +26,17 @@ from sync.protocol import Ack, Batch, StreamConflict
 from sync.store.checks import clock_offset_ms, judge_batch, new_entries
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
+    RECENT_FIELDS,
     TIME_SLACK,
     EntryQuery,
     EntryRecord,
     GateView,
+    RecentEntry,
     RecentQuery,
     StreamView,
     SyncLogRow,
     check_place,
+    recent_entry,
 )
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,12 @@ CREATE INDEX IF NOT EXISTS entries_gate_passage ON entries(
 _SELECT_ENTRIES = (
     "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
     " problem, wall_time, corrected_time, received_at FROM entries"
+)
+#: What the compound lists read of an entry (``RecentEntry``), without the whole content.
+_SELECT_RECENT = (
+    "SELECT ingest_id, gate_id, stream_id, seq, wall_time, corrected_time, "  # noqa: S608 -- fixed names
+    + ", ".join(f"json_extract(content, '$.{name}')" for name in RECENT_FIELDS)
+    + " FROM entries"
 )
 #: The indexed time of an entry, as the trace indexes spell it (the index needs it exact).
 _WHEN = "julianday(COALESCE(corrected_time, wall_time))"
@@ -288,8 +297,12 @@ class SqliteStreamStore:
             ).fetchone()
         return (None, None) if row is None else (row[0], row[1])
 
-    def recent_entries(self, query: RecentQuery, limit: int) -> list[EntryRecord]:
-        """Up to ``limit`` unflagged entries matching ``query``, newest first, by index."""
+    def recent_entries(self, query: RecentQuery, limit: int) -> list[RecentEntry]:
+        """Up to ``limit`` unflagged entries matching ``query``, newest first, by index.
+
+        Only the fields the compound lists use are read (by ``json_extract``, not by
+        parsing each entry's whole content in Python: several times faster).
+        """
         if not 1 <= limit <= MAX_ENTRIES_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
         if not query.gate_ids:
@@ -309,12 +322,12 @@ class SqliteStreamStore:
         params.append(_julian(query.since - TIME_SLACK))
         where.append("flagged = 0")
         sql = (
-            f"{_SELECT_ENTRIES} WHERE {' AND '.join(where)}"
+            f"{_SELECT_RECENT} WHERE {' AND '.join(where)}"
             f" ORDER BY {_WHEN} DESC, ingest_id DESC LIMIT ?"
         )
         with self._read() as db:
             rows = db.execute(sql, (*params, limit)).fetchall()
-        return [_record(row) for row in rows]
+        return [recent_entry(row) for row in rows]
 
     def gate_for_token(self, token_hash: str) -> str | None:
         """The gate whose token has this hash, or None."""
