@@ -244,5 +244,6 @@
     window.clearInterval(state.timers.status);
     $("mode-badge").hidden = true;
     $("warnings").hidden = true;
+    $("live-alerts").hidden = true;
   });
 })();
