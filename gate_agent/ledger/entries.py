@@ -217,12 +217,14 @@ class Ledger:
     def household_exit_seqs_since(
         self, household_id: str, since: datetime
     ) -> list[tuple[int, datetime]]:
-        """(seq, wall time in UTC) of the household's allowed exits at or after ``since``."""
+        """(seq, wall time in UTC) of the household's members' allowed exits (resident and
+        tenant passes: not its visitors, workers or deliveries) at or after ``since``."""
         since_text = _aware_iso(since, "since")
         with self._store.read() as db:
             rows = db.query(
                 "SELECT seq, wall_time FROM entries WHERE household_id = ? AND wall_time >= ?"
-                " AND direction = 'out' AND outcome = 'allow' ORDER BY wall_time, seq",
+                " AND direction = 'out' AND outcome = 'allow'"
+                " AND pass_kind IN ('resident', 'tenant') ORDER BY wall_time, seq",
                 (household_id, since_text),
             )
             return [(row["seq"], datetime.fromisoformat(row["wall_time"])) for row in rows]

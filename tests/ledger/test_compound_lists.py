@@ -9,6 +9,7 @@ import pytest
 
 from gate_agent.ledger import Ledger
 from gate_agent.ledger.state import ListChange
+from tests.ledger.helpers import draft
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 STREAM_B = "bbbbbbbb-0000-4000-8000-000000000000"
@@ -102,3 +103,20 @@ def test_new_settings_ask_for_the_compound_lists_again(ledger: Ledger) -> None:
     assert state.compound_versions() == {"alerts": 12, "passages": 30}
     state.apply_changes([ListChange("revocations", 5, [])])  # other lists change nothing
     assert state.compound_versions() == {"alerts": 12, "passages": 30}
+
+
+def test_a_households_exits_are_its_members_allowed_exits(ledger: Ledger) -> None:
+    out = {"direction": "out", "household_id": "H1", "wall_time": NOW}
+    ledger.append(draft(0, **out))
+    ledger.append(draft(1, **{**out, "pass_kind": "tenant", "wall_time": NOW + timedelta(1)}))
+    ledger.append(draft(2, **{**out, "pass_kind": "visitor"}))  # its guest leaving
+    ledger.append(draft(3, **{**out, "pass_kind": "worker"}))
+    ledger.append(draft(4, **{**out, "outcome": "deny", "reason": "quota_used"}))
+    ledger.append(draft(5, **{**out, "direction": "in"}))
+    ledger.append(draft(6, **{**out, "household_id": "H2"}))
+    assert ledger.household_exit_seqs_since("H1", NOW) == [
+        (1, NOW), (2, NOW + timedelta(1)),
+    ]  # fmt: skip
+    assert ledger.household_exit_seqs_since("H1", NOW + timedelta(hours=1)) == [
+        (2, NOW + timedelta(1))
+    ]
