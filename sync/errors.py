@@ -6,6 +6,7 @@ SyncError
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
  ├── Conflict        (ValueError)  what the admin asked for already exists
  ├── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
+ ├── WrongPlace      (ValueError)  a gate enrolling with another place than the centre's
  ├── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
  ├── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
  └── VisitorRefused  (ValueError)  a visitor request or pass refused (unknown host, too long...)
@@ -34,6 +35,10 @@ class Conflict(SyncError, ValueError):
 
 class KeyInUse(SyncError, ValueError):
     """Retiring this key would leave no active issuer key to sign passes with."""
+
+
+class WrongPlace(SyncError, ValueError):
+    """A gate reports a compound or community other than the one the centre holds for it."""
 
 
 class CardRefused(SyncError, ValueError):

@@ -225,6 +225,21 @@ class Ledger:
             )
             return [datetime.fromisoformat(row["wall_time"]) for row in rows]
 
+    def household_exit_seqs_since(
+        self, household_id: str, since: datetime
+    ) -> list[tuple[int, datetime]]:
+        """(seq, wall time in UTC) of the household's members' allowed exits (resident and
+        tenant passes: not its visitors, workers or deliveries) at or after ``since``."""
+        since_text = _aware_iso(since, "since")
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT seq, wall_time FROM entries WHERE household_id = ? AND wall_time >= ?"
+                " AND direction = 'out' AND outcome = 'allow'"
+                " AND pass_kind IN ('resident', 'tenant') ORDER BY wall_time, seq",
+                (household_id, since_text),
+            )
+            return [(row["seq"], datetime.fromisoformat(row["wall_time"])) for row in rows]
+
     def day_summary(self, since: datetime, until: datetime) -> DaySummary:
         """Counts of the entries with wall times from ``since`` up to (not including) ``until``.
 

@@ -153,6 +153,16 @@ class IsolationRow:
     lifted_at: str | None
 
 
+@dataclass(frozen=True)
+class QuotaRow:
+    """A compound's exit quota as set (or, in the history, cleared: ``quota`` None)."""
+
+    compound: str
+    quota: str | None
+    set_at: str
+    set_by: str
+
+
 #: A gate setting as stored: (gate_id, key, value, set_at, set_by); gate '' is every gate.
 SettingRow = tuple[str, str, object, str, str]
 
@@ -248,8 +258,26 @@ class IssuerStore(AdminStore, Protocol):
     def settings_rows(self) -> list[SettingRow]:
         """Every setting, by gate id and key."""
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: those for every gate, then its compound's (the
+        compound's ``exit_quota``), then its own."""
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes issued, not revoked and valid until after ``now``, by pass id."""
@@ -340,10 +368,15 @@ class IssuerStore(AdminStore, Protocol):
         ``VisitorRefused('already_decided')``."""
 
 
-def merged_settings(rows: Iterable[SettingRow], gate_id: str) -> dict[str, object]:
-    """The settings for every gate ('' rows), overridden by ``gate_id``'s own."""
+def merged_settings(
+    rows: Iterable[SettingRow], gate_id: str, compound_quota: str | None = None
+) -> dict[str, object]:
+    """The settings for every gate ('' rows), then the gate's compound's exit quota, then
+    ``gate_id``'s own."""
     listed = list(rows)
     merged = {key: value for owner, key, value, _, _ in listed if owner == ""}
+    if compound_quota is not None:
+        merged["exit_quota"] = compound_quota
     merged.update({key: value for owner, key, value, _, _ in listed if owner == gate_id})
     return merged
 

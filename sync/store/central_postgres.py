@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound
-from sync.store import admins_sql, residents_sql, visitors_sql
+from sync.store import admins_sql, compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -36,6 +36,7 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
+    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
@@ -126,8 +127,9 @@ _MIGRATIONS: Migrations = (
     residents_sql.POSTGRES_MIGRATION,
     # 4: visitor requests and their history; one-time passes (``visitors_sql``).
     visitors_sql.POSTGRES_MIGRATION,
-    # 6 (5 until the compounds' migration is merged before it): admin accounts,
-    # sessions and the audit trail (``admins_sql``).
+    # 5: compounds' exit quotas and their history (``compounds_sql``).
+    compounds_sql.POSTGRES_MIGRATION,
+    # 6: admin accounts, their sessions and the audit trail (``admins_sql``).
     admins_sql.POSTGRES_MIGRATION,
 )
 
@@ -506,9 +508,41 @@ class PostgresCentralStore(admins_sql.AdminStoreMixin, PostgresDatabase):
             ).fetchall()
         return [(g, k, json.loads(v), _iso(at), by) for g, k, v, at, by in rows]
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
-        return merged_settings(self.settings_rows(), gate_id)
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: every gate's, its compound's, then its own."""
+        quota = None if compound is None else self.compound_quota(compound)
+        return merged_settings(self.settings_rows(), gate_id, quota)
+
+    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+        with self._tx("set compound quota") as conn:
+            compounds_sql.set_quota(
+                _runner(conn), partial(self._bump, conn), aware, compound, quota, by, now
+            )
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+        with self._tx("read compound quotas") as conn:
+            return compounds_sql.quotas(_runner(conn))
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+        with self._tx("read compound quota") as conn:
+            return compounds_sql.quota_of(_runner(conn), compound)
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+        with self._tx("read compound quota history") as conn:
+            return compounds_sql.history(_runner(conn), compound)
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
+        with self._tx("read pass labels") as conn:
+            return compounds_sql.pass_labels(_runner(conn), pass_ids)
 
     # -- directory ----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
-from sync.store import admins_sql, residents_sql, visitors_sql
+from sync.store import admins_sql, compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -30,6 +30,7 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
+    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
@@ -121,6 +122,7 @@ class SqliteCentralStore(admins_sql.AdminStoreMixin):
             self._db.executescript(_SCHEMA)
             self._db.executescript(residents_sql.SQLITE_SCHEMA)
             self._db.executescript(admins_sql.SQLITE_SCHEMA)
+            self._db.executescript(compounds_sql.SQLITE_SCHEMA)
             _upgrade(self._db)
             self._db.executescript(visitors_sql.SQLITE_SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -473,9 +475,41 @@ class SqliteCentralStore(admins_sql.AdminStoreMixin):
             ).fetchall()
         return [(g, k, json.loads(v), at, by) for g, k, v, at, by in rows]
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
-        return merged_settings(self.settings_rows(), gate_id)
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: every gate's, its compound's, then its own."""
+        quota = None if compound is None else self.compound_quota(compound)
+        return merged_settings(self.settings_rows(), gate_id, quota)
+
+    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+        with self._tx() as db:
+            compounds_sql.set_quota(
+                _runner(db), partial(self._bump, db), _iso, compound, quota, by, now
+            )
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+        with self._lock:
+            return compounds_sql.quotas(_runner(self._db))
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+        with self._lock:
+            return compounds_sql.quota_of(_runner(self._db), compound)
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+        with self._lock:
+            return compounds_sql.history(_runner(self._db), compound)
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
+        with self._lock:
+            return compounds_sql.pass_labels(_runner(self._db), pass_ids)
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes in force or to come: issued, not revoked, valid until after ``now``.

@@ -413,3 +413,62 @@ def test_registrations_at_the_gate(
     visitor: bool, mode: GateMode, celsius: float | None, lists: GateLists | None, reason: Reason
 ) -> None:
     assert register(visitor, mode, celsius, lists).reason is reason
+
+
+# -- the compound's household exit quota (the exit_quota gate setting) -------------------
+
+COMPOUND_1_PER_2 = PolicySettings(exit_quota=ExitQuota(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("pass_kind", "counted"),
+    [
+        (PassKind.RESIDENT, True),
+        (PassKind.TENANT, True),
+        (PassKind.WORKER, False),
+        (PassKind.DELIVERY, False),
+        (PassKind.VEHICLE, False),
+        (PassKind.VISITOR, False),
+    ],
+)
+def test_the_compound_quota_holds_for_residents_and_tenants_only(
+    pass_kind: PassKind, counted: bool
+) -> None:
+    case = Case("out again", DENY, Reason.QUOTA_USED, OUT, history=exits(timedelta(days=1)),
+                fields={"exit_quota": None, **kind(pass_kind)})  # fmt: skip
+    assert run(case).reason is Reason.OK  # no quota anywhere
+    decision = run(case, COMPOUND_1_PER_2)
+    expected = (DENY, Reason.QUOTA_USED) if counted else (ALLOW, Reason.OK)
+    assert (decision.outcome, decision.reason) == expected
+
+
+def test_the_compound_quota_and_the_pass_rule_both_hold() -> None:
+    def decide_out(own: ExitQuota | None, compound: ExitQuota | None, *ago: timedelta) -> Reason:
+        case = Case("out", ALLOW, Reason.OK, OUT, history=exits(*ago),
+                    fields={"exit_quota": own})  # fmt: skip
+        return run(case, PolicySettings(exit_quota=compound)).reason
+
+    day = timedelta(days=1)
+    # The pass allows 2 in 2 days, the compound 1 in 2 days: the stricter one decides.
+    assert decide_out(ExitQuota(2, 2), ExitQuota(1, 2), day) is Reason.QUOTA_USED
+    assert decide_out(ExitQuota(1, 2), ExitQuota(2, 2), day) is Reason.QUOTA_USED
+    assert decide_out(ExitQuota(2, 2), ExitQuota(2, 2), day) is Reason.OK
+    # A longer window in one of them still counts the exits it sees.
+    assert decide_out(ExitQuota(3, 7), ExitQuota(1, 1), 3 * day) is Reason.OK
+    assert decide_out(ExitQuota(1, 7), ExitQuota(1, 1), 3 * day) is Reason.QUOTA_USED
+    assert decide_out(None, ExitQuota(1, 2), timedelta(days=2, minutes=1)) is Reason.OK
+    # Exits recorded later than now (a clock that went back) do not count.
+    assert decide_out(None, ExitQuota(1, 2), -HOUR) is Reason.OK
+
+
+def test_the_compound_quota_is_checked_after_passback_and_before_screening() -> None:
+    case = Case("out twice", DENY, Reason.ALREADY_OUTSIDE, OUT, fields={"exit_quota": None},
+                history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, HOUR),
+                                    household_exits=(NOW - HOUR,)))  # fmt: skip
+    assert run(case, COMPOUND_1_PER_2).reason is Reason.ALREADY_OUTSIDE
+    quota_first = Case("fever, quota used", DENY, Reason.QUOTA_USED, OUT, temperature=38.5,
+                       fields={"exit_quota": None}, history=exits(HOUR))  # fmt: skip
+    settings_ = PolicySettings(screen_exits=True, exit_quota=ExitQuota(1, 2))
+    assert run(quota_first, settings_).reason is Reason.QUOTA_USED
+    open_gate = replace(quota_first, mode=OPEN)
+    assert run(open_gate, settings_).reason is Reason.OK  # open mode logs only

@@ -140,6 +140,7 @@ def test_a_postgres_centre_from_before_rotation_is_upgraded(postgres_dsn: str) -
         kid = store.add_key(raw_key(), NOW)
     with psycopg.connect(postgres_dsn) as conn:  # back to migration 1, with a key in it
         conn.execute("DROP TABLE admin_audit, admin_sessions, admin_accounts")  # admins'
+        conn.execute("DROP TABLE compound_quotas, compound_quota_history")  # migration 5's
         conn.execute("DROP TABLE visitor_request_history, visitor_requests")  # migration 4's
         conn.execute("ALTER TABLE passes DROP COLUMN once")
         conn.execute("DROP TABLE pass_holders, persons, households")  # migration 3's

@@ -222,6 +222,7 @@ window.AdminWords = {
   err_no_pass: ["没有通行证", "No pass"],
   // The gates' own refusals (uploads, enrolment), should one ever reach the page.
   err_forbidden: ["无权访问", "Forbidden"],
+  err_wrong_place: ["该门岗已登记在另一个小区", "The gate is recorded in another compound"],
   err_enrol_refused: ["注册码无效、已用或已过期", "The enrolment code is unknown, used or expired"],
   err_bad_request: ["请求有误", "Bad request"],
   err_bad_json: ["内容不是有效的 JSON", "The body is not JSON"],
