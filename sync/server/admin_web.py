@@ -69,6 +69,14 @@ def admin_name(request: Request) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def acting_admin(request: Request, claimed: str | None) -> str:
+    """Who a write is recorded as: a signed-in admin is the session's name, whatever the
+    body claims; the bearer token (scripts) is the body's ``by``, else ``admin-token``."""
+    if getattr(request.state, "admin_session", None) is not None:
+        return admin_name(request) or TOKEN_ADMIN
+    return claimed or TOKEN_ADMIN
+
+
 def reply(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
     """An error reply with a stable code (as the rest of the server answers)."""
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)

@@ -2,7 +2,8 @@
 
 ``GET /v1/admin/compounds`` lists every compound that has gates or a quota: its gates,
 its quota and the quota's history; ``PUT /v1/admin/compounds/{compound}`` sets
-(``{"exit_quota": "1/2", "by": "..."}``) or clears (``"exit_quota": null``) a quota;
+(``{"exit_quota": "1/2", "by": "..."}``; a signed-in admin is recorded by name, the
+bearer token by ``by``, else ``admin-token``) or clears (``"exit_quota": null``) a quota;
 ``GET /v1/admin/quota-conflicts?compound=&since=&until=`` lists households let out
 beyond their compound's quota (``sync.compound_lists.quota_conflicts``). All need the
 admin bearer token, as the other admin endpoints.
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sync import compound_lists, pull
 from sync.issuer import Issuer
+from sync.server.admin_web import acting_admin
 from sync.store.streams import StreamStore
 
 IDENT = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,23}$"
@@ -31,12 +33,13 @@ ErrorReply = Callable[..., JSONResponse]
 
 
 class QuotaBody(BaseModel):
-    """A compound's quota to set ("N/D") or clear (null), and who does it."""
+    """A compound's quota to set ("N/D") or clear (null), and who does it (a signed-in
+    admin is recorded by the session's name, whatever ``by`` says)."""
 
     model_config = ConfigDict(extra="forbid")
 
     exit_quota: Annotated[str, Field(pattern=r"^[1-9][0-9]?/[1-9][0-9]?$")] | None
-    by: Annotated[str, Field(min_length=1, max_length=64)] = "admin"
+    by: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 def register(
@@ -64,7 +67,8 @@ def register(
         refused = admin_auth(request)
         if refused is not None:
             return refused
-        issuer.store.set_compound_quota(compound, body.exit_quota, by=body.by, now=clock())
+        by = acting_admin(request, body.by)
+        issuer.store.set_compound_quota(compound, body.exit_quota, by=by, now=clock())
         return {"compound": compound, "exit_quota": body.exit_quota}
 
     @app.get("/v1/admin/quota-conflicts", response_model=None)

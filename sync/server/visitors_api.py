@@ -6,6 +6,8 @@
 ``POST /v1/admin/visitors/{id}/approve|reject|cancel``, and the pass of an approved
 request as text (``GET .../{id}/pass``) or as a phone card (``GET .../{id}/pass.png``).
 Refusals answer ``{"error": code, "detail": ...}`` with the codes of ``sync.visitors``.
+Who did it (``requested_by``, ``decided_by``) is the signed-in admin's name; with the
+bearer token it is the body's ``by``, else ``admin-token``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sync import visitors
 from sync.cards import DEFAULT_TZ, card_for, store_keyring, timezone
 from sync.errors import CardRefused, NotFound, VisitorRefused
 from sync.issuer import Issuer
+from sync.server.admin_web import acting_admin
 from sync.store.visitors_sql import VisitorDraft
 
 AdminAuth = Callable[[Request], JSONResponse | None]
@@ -48,15 +51,15 @@ class VisitIn(BaseModel):
     until: datetime | None = None
     hours: Annotated[int, Field(ge=1, le=24 * 7)] | None = None
     once: bool = False
-    by: Annotated[str, Field(min_length=1, max_length=200)]
+    by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
 class DecisionIn(BaseModel):
-    """Who decides, and why (needed to reject or cancel)."""
+    """Who decides (the session's admin overrides it), and why (needed to reject or cancel)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    by: Annotated[str, Field(min_length=1, max_length=200)]
+    by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     reason: Annotated[str, Field(max_length=200)] = ""
 
 
@@ -79,13 +82,15 @@ def router(issuer: Issuer, admin_auth: AdminAuth, clock: Clock) -> APIRouter:
 
     @api.post("", response_model=None)
     async def ask(request: Request) -> Response:
-        return await _act(request, lambda body: _asked(issuer, _visit(body, clock()), clock()))
+        return await _act(
+            request, lambda body: _asked(issuer, _visit(body, clock(), request), clock())
+        )
 
     @api.post("/issue", response_model=None)
     async def issue(request: Request) -> Response:
         def act(body: bytes) -> Response:
             now = clock()
-            row, text = visitors.issue(issuer, _visit(body, now), now)
+            row, text = visitors.issue(issuer, _visit(body, now, request), now)
             return _json({"request": visitors.request_json(row), "text": text}, 201)
 
         return await _act(request, act)
@@ -101,7 +106,8 @@ def router(issuer: Issuer, admin_auth: AdminAuth, clock: Clock) -> APIRouter:
     async def approve(request: Request, request_id: int) -> Response:
         def act(body: bytes) -> Response:
             decision = _decision(body)
-            row, text = visitors.approve(issuer, request_id, decision.by, clock())
+            by = acting_admin(request, decision.by)
+            row, text = visitors.approve(issuer, request_id, by, clock())
             return _json({"request": visitors.request_json(row), "text": text})
 
         return await _act(request, act)
@@ -110,7 +116,8 @@ def router(issuer: Issuer, admin_auth: AdminAuth, clock: Clock) -> APIRouter:
     async def reject(request: Request, request_id: int) -> Response:
         def act(body: bytes) -> Response:
             decision = _decision(body)
-            row = visitors.reject(issuer, request_id, decision.reason, decision.by, clock())
+            by = acting_admin(request, decision.by)
+            row = visitors.reject(issuer, request_id, decision.reason, by, clock())
             return _json({"request": visitors.request_json(row)})
 
         return await _act(request, act)
@@ -119,7 +126,8 @@ def router(issuer: Issuer, admin_auth: AdminAuth, clock: Clock) -> APIRouter:
     async def cancel(request: Request, request_id: int) -> Response:
         def act(body: bytes) -> Response:
             decision = _decision(body)
-            row = visitors.cancel(issuer, request_id, decision.reason, decision.by, clock())
+            by = acting_admin(request, decision.by)
+            row = visitors.cancel(issuer, request_id, decision.reason, by, clock())
             return _json({"request": visitors.request_json(row)})
 
         return await _act(request, act)
@@ -175,7 +183,7 @@ def _asked(issuer: Issuer, draft: VisitorDraft, now: datetime) -> Response:
     return _json({"request": visitors.request_json(row)}, 201)
 
 
-def _visit(body: bytes, now: datetime) -> VisitorDraft:
+def _visit(body: bytes, now: datetime, request: Request) -> VisitorDraft:
     visit = VisitIn.model_validate_json(body)
     start = visit.start or now
     if start.tzinfo is None:
@@ -194,7 +202,7 @@ def _visit(body: bytes, now: datetime) -> VisitorDraft:
         start=start,
         end=end,
         once=visit.once,
-        requested_by=visit.by,
+        requested_by=acting_admin(request, visit.by),
     )
 
 

@@ -157,7 +157,7 @@ def test_the_compound_quota_setting_goes_only_to_gates_that_know_the_compound_li
             assert "exit_quota" not in settings("alerts:0,passages:0")[0]
             history = client.get("/v1/admin/compounds", headers=admin).json()["compounds"][0]
             assert [(h["exit_quota"], h["set_by"]) for h in history["history"]] == [
-                ("1/2", "ops"), ("2/3", "admin"), (None, "li"),
+                ("1/2", "ops"), ("2/3", "admin-token"), (None, "li"),
             ]  # fmt: skip
             # Moving the gate to another compound raises the settings version.
             before = opened.issuer.list_versions()["settings"]
