@@ -19,6 +19,8 @@ DYNAMIC = {
     "iso_": ["active", "planned", "ended", "lifted"],
     "done_": ["revoke", "reissue", "expire"],
     "role_": ["resident", "tenant", "landlord"],
+    "vstate_": ["pending", "approved", "rejected", "cancelled"],
+    "vdone_": ["approve", "reject", "cancel"],
 }
 USES = [
     r'\bt: "([\w-]+)"', r'tPlaceholder: "([\w-]+)"', r'\bT\("([\w-]+)"\)', r'field\("([\w-]+)"',

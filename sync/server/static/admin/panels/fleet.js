@@ -1,4 +1,5 @@
-/* Fleet: each gate's sync state (last seen, backlog, clock offset, stale). */
+/* Fleet: each gate's place (compound, community) and sync state (last seen, backlog,
+   clock offset, stale). */
 "use strict";
 (function () {
   const { h, api, say, when, table, errorText, panel } = window.GateAdmin;
@@ -16,6 +17,8 @@
         note.hidden = true;
         out.replaceChildren(table([
           ["col_gate", (g) => g.gate_id],
+          ["col_compound", (g) => g.compound || "—"],
+          ["col_community", (g) => g.community || "—"],
           ["col_state", (g) => h("span", { class: g.stale ? "badge bad" : "badge good", t: g.stale ? "stale" : "fresh" })],
           ["col_last_seen", (g) => when(g.last_seen)],
           ["col_backlog", (g) => g.last_backlog === null ? "—" : String(g.last_backlog)],
