@@ -20,7 +20,7 @@ from sync.store.central import Household, Person
 from tests.sync import test_admin_browser as base
 from tests.sync.admin_helpers import NAME, Site
 from tests.sync.stream_helpers import NOW
-from tests.sync.test_admin_browser import CHROMIUM, Admin, result_of, shot
+from tests.sync.test_admin_browser import CHROMIUM, Admin, assert_accessible, result_of, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
@@ -83,6 +83,7 @@ def test_a_visit_requested_then_approved_shows_its_phone_png(admin: Admin) -> No
     sync_api.expect(history.first).to_contain_text("待审批")
     sync_api.expect(history.last).to_contain_text(NAME)
     shot(page, "visitors")
+    assert_accessible(page, "visitors")
     page.click("#lang")
     sync_api.expect(history.last).to_contain_text("Approved")
     sync_api.expect(section.locator("#visit-request")).to_have_text("Request")
@@ -233,6 +234,11 @@ def test_a_quota_set_and_cleared_and_a_conflict_two_gates_made(
     sync_api.expect(exits.last).to_contain_text("gate-b")
     sync_api.expect(exits.last).to_contain_text("超限")
     shot(page, "compounds")
+    assert_accessible(page, "compounds")
+    page.click("#lang")  # rows made of words are redrawn in the other language
+    sync_api.expect(row).to_contain_text("1 per 2 days")
+    sync_api.expect(exits.last).to_contain_text("Beyond quota")
+    page.click("#lang")
     row.locator(f"button[data-clear={COMPOUND}]").click()
     sync_api.expect(row).to_contain_text("不限")
     sync_api.expect(section.locator("#conflicts-list")).to_contain_text("没有超限冲突")

@@ -96,5 +96,6 @@
       this.load = () => { load(); loadConflicts(); };
     },
     show() { this.load(); },
+    lang(section) { if (!section.hidden) this.load(); }, // rows built with T() are redrawn
   });
 })();

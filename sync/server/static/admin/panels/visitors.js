@@ -166,5 +166,6 @@
       this.load = load;
     },
     show() { this.load(); },
+    lang(section) { if (!section.hidden) this.load(); }, // rows built with T() are redrawn
   });
 })();
