@@ -23,7 +23,9 @@ from typing import Any, Self
 from gate_agent.core.chain import genesis_hash
 from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
+from sync.store import stats_sqlite
 from sync.store.checks import clock_offset_ms, judge_batch, new_entries
+from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
     TIME_SLACK,
@@ -537,6 +539,11 @@ class SqliteStreamStore:
             )
             for row in rows
         ]
+
+    def entry_stats(self, query: StatsQuery) -> EntryStats:
+        """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
+        with self._read() as db:
+            return stats_sqlite.entry_stats(db, query)
 
 
 def _stored_through(db: sqlite3.Connection, gate_id: str, stream_id: str) -> int:
