@@ -26,6 +26,7 @@ from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
+from sync.server import stats_api
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
@@ -243,6 +244,8 @@ def create_app(
             headers=headers,
         )
 
+    # The admin page's statistics, traces and ledgers (sync/server/stats_api.py).
+    stats_api.register(app, store=store, issuer=issuer.store, admin_auth=admin_auth, clock=clock)
     return app
 
 
