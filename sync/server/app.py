@@ -4,7 +4,8 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``; the admin page's statistics, traces
+and ledgers are ``sync/server/stats_api.py``'s.
 """
 
 from __future__ import annotations
