@@ -4,8 +4,7 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``; the admin page's statistics, traces
-and ledgers are ``sync/server/stats_api.py``'s.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
 """
 
 from __future__ import annotations
@@ -27,9 +26,9 @@ from sync import pull
 from sync.errors import StoreError
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
-from sync.server import stats_api
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
+from sync.server.stats_api import register as register_admin_data
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
 
 logger = logging.getLogger(__name__)
@@ -246,7 +245,7 @@ def create_app(
         )
 
     # The admin page's statistics, traces and ledgers (sync/server/stats_api.py).
-    stats_api.register(app, store=store, issuer=issuer.store, admin_auth=admin_auth, clock=clock)
+    register_admin_data(app, store=store, issuer=issuer.store, admin_auth=admin_auth, clock=clock)
     return app
 
 
