@@ -146,6 +146,21 @@ def test_entries_per_hour_are_stacked_bars_per_gate(browser: Browser) -> None:
     assert rows.nth(0).locator("td").all_text_contents() == ["gate-a", "3/1 23:00", "2", "1"]
 
 
+def test_a_long_window_has_a_bar_per_day(browser: Browser) -> None:
+    browser.open(since="2024-02-15", until="2024-03-15")
+    assert browser.page.locator("[data-chart=hourly] h3").inner_text() == "每日进出人次（按门岗）"
+    bars = browser.counts("[data-chart=hourly] rect[data-count]", "gate", "hour", "direction")
+    # The whole of both days: the entries just outside test_stats.py's window are in.
+    assert bars == {
+        ("gate-a", "2024-03-01", "in"): 3, ("gate-a", "2024-03-01", "out"): 1,
+        ("gate-a", "2024-03-02", "in"): 5, ("gate-a", "2024-03-02", "out"): 1,
+        ("gate-b", "2024-03-01", "in"): 1, ("gate-b", "2024-03-02", "out"): 1,
+        ("gate-d", "2024-03-02", "in"): 1,
+    }  # fmt: skip
+    tip = browser.page.locator("[data-chart=hourly] rect[data-gate=gate-a][data-count='5'] title")
+    assert tip.text_content() == "gate-a 3/2 进门 5"
+
+
 def test_refusals_fevers_and_people_in_chinese(browser: Browser) -> None:
     browser.open(**WINDOW)
     assert browser.texts("[data-chart=refusals] text[data-label]") == [

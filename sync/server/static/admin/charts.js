@@ -22,6 +22,8 @@
   const REFUSAL = "#6A5ACD";
   const STALE = "#C62828";
   const WIDTH = 800;
+  // Up to two weeks the entries chart has a bar per hour; beyond, a bar per day.
+  const DAILY_AFTER_HOURS = 14 * 24;
   let counter = 0;
 
   function words() {
@@ -142,9 +144,26 @@
     if (!cells.length) { empty(box, say("no_data", i)); return; }
     const gates = [...new Set(cells.map((c) => c.gate_id))].sort();
     const colours = gateColours(gates);
-    const hours = stats.hours && stats.hours.length ? stats.hours : [...new Set(cells.map((c) => c.hour))];
+    let hours = stats.hours && stats.hours.length ? stats.hours : [...new Set(cells.map((c) => c.hour))];
+    // Over a long window hourly bars would be thinner than a pixel: a bar per day instead.
+    const daily = hours.length > DAILY_AFTER_HOURS;
+    let slotCells = cells;
+    if (daily) {
+      hours = [...new Set(hours.map((h) => h.slice(0, 10)))];
+      const merged = {};
+      for (const c of cells) {
+        const key = c.gate_id + " " + c.hour.slice(0, 10);
+        const sum = merged[key] || (merged[key] = { gate_id: c.gate_id, hour: c.hour.slice(0, 10), in: 0, out: 0 });
+        sum.in += c.in;
+        sum.out += c.out;
+      }
+      slotCells = Object.values(merged);
+    }
+    const slotLabel = (slot, withDay) => (daily ? dayLabel(slot) : hourLabel(slot, withDay));
+    const title = say(daily ? "daily_title" : "hourly_title", i);
+    box.querySelector("h3").textContent = title;
     const byHour = {};
-    for (const cell of cells) (byHour[cell.hour] = byHour[cell.hour] || []).push(cell);
+    for (const cell of slotCells) (byHour[cell.hour] = byHour[cell.hour] || []).push(cell);
     let maxIn = 0;
     let maxOut = 0;
     for (const hour of hours) {
@@ -158,7 +177,7 @@
     const left = 72;
     const right = 8;
     const height = top + plot + 34;
-    const svg = frame(box, say("hourly_title", i), say("hourly_desc", i) + " " + total, height);
+    const svg = frame(box, title, say(daily ? "daily_desc" : "hourly_desc", i) + " " + total, height);
     const span = maxIn + maxOut || 1;
     const zero = top + (plot * maxIn) / span;
     const scale = plot / span;
@@ -189,7 +208,7 @@
           const h = count * scale;
           const y = direction === "in" ? (up -= h) : down;
           if (direction === "out") down += h;
-          const tip = cell.gate_id + " " + hourLabel(hour, true) + " " + say("dir_" + direction, i) + " " + count;
+          const tip = cell.gate_id + " " + slotLabel(hour, true) + " " + say("dir_" + direction, i) + " " + count;
           bar(svg, {
             x: x.toFixed(2), y: y.toFixed(2), width: width.toFixed(2), height: h.toFixed(2),
             fill: colours[cell.gate_id], opacity: direction === "in" ? "1" : "0.65",
@@ -203,11 +222,11 @@
         svg.appendChild(svgNode("text", {
           x: (left + n * step + step / 2).toFixed(2), y: top + plot + 16, "text-anchor": "middle",
           "font-size": "10",
-        }, hourLabel(hour, newDay)));
+        }, slotLabel(hour, newDay)));
       }
     });
-    numbers(box, i, [say("gate", i), say("hour", i), say("dir_in", i), say("dir_out", i)],
-      cells.map((c) => [c.gate_id, hourLabel(c.hour, true), c.in, c.out]));
+    numbers(box, i, [say("gate", i), say(daily ? "day" : "hour", i), say("dir_in", i), say("dir_out", i)],
+      slotCells.map((c) => [c.gate_id, slotLabel(c.hour, true), c.in, c.out]));
   }
 
   function drawRefusals(container, stats, i) {

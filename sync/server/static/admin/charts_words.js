@@ -43,6 +43,8 @@ window.GateChartWords = {
   },
   ui: {
     "hourly_title": ["每小时进出人次（按门岗）", "Entries per hour, by gate"],
+    "daily_title": ["每日进出人次（按门岗）", "Entries per day, by gate"],
+    "daily_desc": ["每日各门岗记录数：进门向上，出门向下。", "Entries each day at each gate: in upwards, out downwards."],
     "hourly_desc": ["每小时各门岗记录数：进门向上，出门向下。", "Entries each hour at each gate: in upwards, out downwards."],
     "refusals_title": ["拒绝原因", "Refusals by reason"],
     "refusals_desc": ["未放行的记录，按原因统计。", "Entries not let through, counted by reason."],
