@@ -541,9 +541,24 @@ class SqliteStreamStore:
         ]
 
     def entry_stats(self, query: StatsQuery) -> EntryStats:
-        """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
-        with self._read() as db:
+        """Entries of a window counted in the database, for charts (``sync/store/stats.py``).
+
+        On a read-only connection of its own: counting a month of entries takes
+        seconds, and the shared reader must stay free for the gates' token checks.
+        """
+        try:
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the central database: {exc}") from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             return stats_sqlite.entry_stats(db, query)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed: {exc}") from exc
+        finally:
+            db.close()
 
 
 def _stored_through(db: sqlite3.Connection, gate_id: str, stream_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gate_agent.ledger import EntryDraft, Ledger
-from sync.store import StreamStore
+from sync.store import SqliteStreamStore, StreamStore
 from sync.store.stats import (
     MAX_STATS_DAYS,
     StatsQuery,
@@ -210,3 +211,22 @@ def test_a_query_is_bounded() -> None:
         StatsQuery(BASE, BASE + timedelta(days=MAX_STATS_DAYS, seconds=1), SHANGHAI)
     with pytest.raises(ValueError, match="aware"):
         StatsQuery(BASE.replace(tzinfo=None), BASE + timedelta(hours=1), SHANGHAI)
+
+
+def test_counting_leaves_the_shared_reader_free(tmp_path: Path) -> None:
+    # Counting a month takes seconds on a big store; gates' token checks share the
+    # store's one reader, so the count must not take it. Hold it, and count anyway.
+    store = open_streams(tmp_path, None)
+    assert isinstance(store, SqliteStreamStore)
+    try:
+        sync_gate(store, tmp_path / "a.sqlite3", "gate-a", GATE_A)
+        counted: list[int] = []
+        with store._read_lock:
+            worker = threading.Thread(
+                target=lambda: counted.append(stats(store, "gate-a")["total"]), daemon=True
+            )
+            worker.start()
+            worker.join(timeout=60)  # a deadlock check, not a speed one
+        assert counted == [8]
+    finally:
+        store.close()
