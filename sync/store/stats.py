@@ -30,14 +30,30 @@ MS_PER_DAY = 86_400_000
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall-clock arithmetic, no zone
 
 
+class TooManyEntries(ValueError):
+    """A stats query over more entries than its ``max_entries``: narrow the window or gates."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        """Say how many entries the window holds, and how many may be counted."""
+        super().__init__(f"the window holds {count} entries, more than {limit}")
+        self.count = count
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class StatsQuery:
-    """A window ``[since, until)`` (aware), optionally some gates, and the zone to count in."""
+    """A window ``[since, until)`` (aware), optionally some gates, and the zone to count in.
+
+    With ``max_entries`` the store first counts the window's entries from its time
+    index alone (cheap) and raises ``TooManyEntries`` rather than start a count that
+    would take minutes.
+    """
 
     since: datetime
     until: datetime
     tz: tzinfo
     gate_ids: tuple[str, ...] = ()
+    max_entries: int | None = None
 
     def __post_init__(self) -> None:
         if self.since.tzinfo is None or self.until.tzinfo is None:

@@ -17,6 +17,7 @@ from sync.store.stats import (
     MS_PER_HOUR,
     EntryStats,
     StatsQuery,
+    TooManyEntries,
     count_rows,
     local_ms_sql,
     offset_segments,
@@ -61,6 +62,11 @@ def entry_stats(conn: psycopg.Connection[Row], query: StatsQuery) -> EntryStats:
         f" FROM ({rows}) AS r GROUP BY 1, 2 ORDER BY 1, 2"
     )
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    if query.max_entries is not None:
+        found = conn.execute(f"SELECT count(*) FROM entries WHERE {where}", params).fetchone()  # noqa: S608 - literals and marks only
+        held = 0 if found is None else int(found[0])
+        if held > query.max_entries:
+            raise TooManyEntries(held, query.max_entries)
     # Built from this module's literals and integer constants; every value is a parameter.
     counts = conn.execute(counts_sql, every).fetchall()
     people = conn.execute(people_sql, every).fetchall()

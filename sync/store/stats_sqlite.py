@@ -17,6 +17,7 @@ from sync.store.stats import (
     MS_PER_HOUR,
     EntryStats,
     StatsQuery,
+    TooManyEntries,
     count_rows,
     local_ms_sql,
     offset_segments,
@@ -55,6 +56,14 @@ def entry_stats(db: sqlite3.Connection, query: StatsQuery) -> EntryStats:
     every = (*local_params, *params)
     db.execute("BEGIN")
     try:
+        if query.max_entries is not None:
+            # From the time index alone (the offset check needs the row): an upper bound.
+            held = db.execute(
+                f"SELECT count(*) FROM entries WHERE {' AND '.join(w for w in where if w != _READABLE)}",  # noqa: S608, E501 - literals and marks only
+                params,
+            ).fetchone()[0]
+            if held > query.max_entries:
+                raise TooManyEntries(int(held), query.max_entries)
         counts = db.execute(
             f"SELECT gate_id, local_ms / {MS_PER_HOUR}, direction, outcome, reason, count(*)"  # noqa: S608 - literals and marks only
             f" FROM ({rows}) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2",

@@ -16,6 +16,7 @@ from sync.store import SqliteStreamStore, StreamStore
 from sync.store.stats import (
     MAX_STATS_DAYS,
     StatsQuery,
+    TooManyEntries,
     hour_axis,
     hour_start,
     offset_segments,
@@ -202,6 +203,15 @@ def test_clock_change_buckets_in_the_store(tmp_path: Path) -> None:
         "2024-03-31T01:00:00+01:00",
         "2024-03-31T03:00:00+02:00",
     ]
+
+
+def test_a_count_too_big_is_refused_from_the_index(streams: StreamStore) -> None:
+    with pytest.raises(TooManyEntries) as refused:
+        streams.entry_stats(StatsQuery(*WINDOW, SHANGHAI, max_entries=10))
+    assert (refused.value.count, refused.value.limit) == (11, 10)
+    assert (
+        summary(streams.entry_stats(StatsQuery(*WINDOW, SHANGHAI, max_entries=11)))["total"] == 11
+    )
 
 
 def test_a_query_is_bounded() -> None:

@@ -15,6 +15,7 @@ import pytest
 from openpyxl import load_workbook
 
 from sync.pull import COLUMNS
+from sync.server import stats_api
 from sync.server.app import create_app
 from sync.trace import INSIDE_COLUMNS
 from tests.sync.stream_helpers import (
@@ -108,13 +109,25 @@ def test_stats_in_shanghai_time_by_default(server: Server) -> None:
     assert utc["days"] == ["2024-03-01"]
 
 
-def test_stats_default_to_the_last_seven_days(server: Server) -> None:
-    # The server's clock reads RECEIVED (2 March in Shanghai): 25 Feb to 2 March included.
+def test_stats_default_to_today(server: Server) -> None:
+    # The server's clock reads RECEIVED: 2 March, 00:30 in Shanghai.
     stats = server.get("/v1/admin/stats").json()
-    assert stats["days"][0] == "2024-02-25" and stats["days"][-1] == "2024-03-02"
-    assert len(stats["hours"]) == 7 * 24
-    # The entries just outside the test window are inside this one.
-    assert stats["total"] == 13
+    assert stats["days"] == ["2024-03-02"]
+    assert len(stats["hours"]) == 24
+    # 2 March's entries, the one just after the test window included.
+    assert stats["total"] == 8
+    earlier = server.get("/v1/admin/stats", until="2024-03-01").json()
+    assert earlier["days"] == ["2024-03-01"] and earlier["total"] == 5
+
+
+def test_a_window_with_too_many_entries_is_refused(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_api, "MAX_STATS_ENTRIES", 10)
+    server.refused("/v1/admin/stats", "too_many_entries", since=SINCE, until=UNTIL)
+    assert (
+        server.get("/v1/admin/stats", since=SINCE, until=UNTIL, gate="gate-a").json()["total"] == 8
+    )
 
 
 def test_bad_queries_have_stable_codes(server: Server) -> None:
