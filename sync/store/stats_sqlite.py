@@ -39,11 +39,12 @@ def entry_stats(db: sqlite3.Connection, query: StatsQuery) -> EntryStats:
     local, local_params = local_ms_sql(
         "ms", offset_segments(query.tz, query.since, query.until), "?"
     )
-    where = [f"{_WHEN} >= julianday(?)", f"{_WHEN} < julianday(?)", _READABLE]
+    indexed = [f"{_WHEN} >= julianday(?)", f"{_WHEN} < julianday(?)"]
     params: list[Any] = [_iso(query.since), _iso(query.until)]
     if query.gate_ids:
-        where.append(f"gate_id IN ({', '.join('?' * len(query.gate_ids))})")
+        indexed.append(f"gate_id IN ({', '.join('?' * len(query.gate_ids))})")
         params.extend(query.gate_ids)
+    where = [*indexed, _READABLE]
     rows = (
         f"SELECT gate_id, {local} AS local_ms, direction, outcome, reason, pass_id FROM ("  # noqa: S608 - literals and marks only
         f"SELECT gate_id, {_MS} AS ms,"
@@ -59,7 +60,7 @@ def entry_stats(db: sqlite3.Connection, query: StatsQuery) -> EntryStats:
         if query.max_entries is not None:
             # From the time index alone (the offset check needs the row): an upper bound.
             held = db.execute(
-                f"SELECT count(*) FROM entries WHERE {' AND '.join(w for w in where if w != _READABLE)}",  # noqa: S608, E501 - literals and marks only
+                f"SELECT count(*) FROM entries WHERE {' AND '.join(indexed)}",  # noqa: S608 - literals and marks only
                 params,
             ).fetchone()[0]
             if held > query.max_entries:
