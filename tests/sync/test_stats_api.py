@@ -7,7 +7,6 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from sync.pull import COLUMNS
 from sync.server import stats_api
 from sync.server.app import create_app
 from sync.trace import INSIDE_COLUMNS
+from tests.pg import PostgresServer
 from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
     STORES,
@@ -25,7 +25,6 @@ from tests.sync.stream_helpers import (
     TickingClock,
     centre,
     serving,
-    store_dsn,
 )
 from tests.sync.test_stats import BASE, GATE_A, GATE_B, GATE_D, RECEIVED, sync_gate
 
@@ -47,15 +46,28 @@ class Server:
         assert (reply.status_code, reply.json()["error"]) == (status, code), reply.text
 
 
-@pytest.fixture(params=STORES)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    with centre(tmp_path / "central", store_dsn(request)) as opened:
-        sync_gate(opened.streams, tmp_path / "a.sqlite3", "gate-a", GATE_A)
-        sync_gate(opened.streams, tmp_path / "b.sqlite3", "gate-b", GATE_B)
-        sync_gate(opened.streams, tmp_path / "d.sqlite3", "gate-d", GATE_D, clock_synced=False)
-        app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, TickingClock(RECEIVED))
-        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
-            yield Server(opened, client)
+@pytest.fixture(scope="module", params=STORES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    # One server per store for the module: no test here changes what is stored.
+    tmp_path = tmp_path_factory.mktemp("stats-api")
+    postgres: PostgresServer | None = None
+    schema, dsn = None, None
+    if request.param == "postgres":
+        postgres = request.getfixturevalue("postgres_server")
+        schema, dsn = postgres.fresh_schema()
+    try:
+        with centre(tmp_path / "central", dsn) as opened:
+            sync_gate(opened.streams, tmp_path / "a.sqlite3", "gate-a", GATE_A)
+            sync_gate(opened.streams, tmp_path / "b.sqlite3", "gate-b", GATE_B)
+            sync_gate(opened.streams, tmp_path / "d.sqlite3", "gate-d", GATE_D, clock_synced=False)
+            app = create_app(opened.streams, opened.issuer, ADMIN_TOKEN, TickingClock(RECEIVED))
+            with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+                yield Server(opened, client)
+    finally:
+        if postgres is not None and schema is not None:
+            postgres.drop_schema(schema)
 
 
 ROUTES = [
