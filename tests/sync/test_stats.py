@@ -185,24 +185,49 @@ def summary_hours(query: StatsQuery) -> list[str]:
     return [hour_start(query, hour).isoformat() for hour in hour_axis(query)]
 
 
-def test_clock_change_buckets_in_the_store(tmp_path: Path) -> None:
+@pytest.fixture(params=STORES)
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StreamStore]:
+    store = open_streams(tmp_path, store_dsn(request))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_clock_change_buckets_in_the_store(empty: StreamStore, tmp_path: Path) -> None:
     berlin = ZoneInfo("Europe/Berlin")
     change = datetime(2024, 3, 31, 1, tzinfo=UTC)
     drafts = [
         draft(0, wall_time=change - timedelta(minutes=30)),  # 01:30 CET
         draft(0, wall_time=change + timedelta(minutes=30)),  # 03:30 CEST
     ]
-    store = open_streams(tmp_path, None)
-    try:
-        sync_gate(store, tmp_path / "a.sqlite3", "gate-a", drafts)
-        window = (change - timedelta(hours=2), change + timedelta(hours=2))
-        found = stats(store, tz=berlin, window=window)
-    finally:
-        store.close()
+    sync_gate(empty, tmp_path / "a.sqlite3", "gate-a", drafts)
+    found = stats(
+        empty, tz=berlin, window=(change - timedelta(hours=2), change + timedelta(hours=2))
+    )
     assert [row["hour"] for row in found["hourly"]] == [
         "2024-03-31T01:00:00+01:00",
         "2024-03-31T03:00:00+02:00",
     ]
+
+
+def test_entries_flagged_for_odd_fields_are_counted_not_fatal(
+    empty: StreamStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.sqlite3"
+    with Ledger.open(path, gate_id="gate-a") as ledger:
+        ledger.append(at(30, "P1"))
+        stream_id = ledger.stream_id
+    [entry] = ledger_entries(path, "gate-a")
+    # A gate sending nonsense: the centre flags the entry and keeps it as sent.
+    entry |= {"direction": {"odd": [1]}, "outcome": 7, "reason": None, "pass_id": 12}
+    empty.add_enrol_code("gate-a", "code", RECEIVED + timedelta(hours=1))
+    empty.ingest("gate-a", stream_id, batch([entry]), now=RECEIVED, list_versions={})
+    assert empty.entries_after(0, 10)[0].flagged
+    found = stats(empty)
+    assert found["total"] == 1
+    assert found["hourly"] == []  # neither in nor out
+    assert found["refusals"] == [{"reason": "", "outcome": "7", "count": 1}]
 
 
 def test_a_count_too_big_is_refused_from_the_index(streams: StreamStore) -> None:
