@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -217,9 +218,12 @@ def test_trace_a_pass_a_household_and_who_is_inside(server: Server) -> None:
     assert [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)] == ["P1", "P4"]
 
 
-def test_ledgers_as_xlsx(server: Server) -> None:
-    reply = server.get("/v1/admin/ledgers/fevers.xlsx", since=SINCE, until=UNTIL)
+def test_ledgers_as_xlsx(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="sync.server.stats_api"):
+        reply = server.get("/v1/admin/ledgers/fevers.xlsx", since=SINCE, until=UNTIL)
     assert reply.status_code == 200
+    # Personal data left the server: the log says which ledger and how much.
+    assert any("ledger fevers downloaded: 1 rows" in r.getMessage() for r in caplog.records)
     assert reply.headers["content-type"].startswith("application/vnd.openxmlformats")
     assert reply.headers["content-disposition"] == (
         'attachment; filename="fevers-20240301T153000Z-20240301T164500Z.xlsx"'
