@@ -97,6 +97,33 @@ def fill(path: Path, count: int, gates: int, days: int) -> float:
     return time.perf_counter() - started
 
 
+def fill_postgres(dsn: str, count: int, gates: int, days: int) -> float:
+    """Create the PostgreSQL stream tables and COPY the same rows in; the seconds it took."""
+    import psycopg  # noqa: PLC0415 - only with --postgres
+
+    from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
+
+    PostgresStreamStore(dsn).close()
+    started = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        for gate in range(gates):
+            conn.execute("INSERT INTO gates(gate_id) VALUES (%s)", (f"G{gate:03d}",))
+            conn.execute(
+                "INSERT INTO streams(gate_id, stream_id) VALUES (%s, %s)",
+                (f"G{gate:03d}", f"s{gate:03d}"),
+            )
+        with conn.cursor().copy(
+            "COPY entries (ingest_id, gate_id, stream_id, seq, hash, content, flagged,"
+            " wall_time, received_at) FROM STDIN"
+        ) as copy:
+            for n, row in enumerate(rows(count, gates, days), start=1):
+                copy.write_row((n, *row[:5], bool(row[5]), *row[6:]))
+        conn.execute("UPDATE ingest_counter SET last_id = %s", (count,))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE entries")
+    return time.perf_counter() - started
+
+
 def python_hourly(store: SqliteStreamStore, query: StatsQuery) -> Counter[tuple[str, str, str]]:
     """The baseline: every entry of the window into Python, counted per gate, hour, way."""
     counted: Counter[tuple[str, str, str]] = Counter()
@@ -127,6 +154,38 @@ def cpu_timed(fn: Any) -> tuple[float, float, Any]:
     return elapsed, time.process_time() - cpu, result
 
 
+def measure_postgres(
+    args: argparse.Namespace,
+    queries: tuple[StatsQuery, StatsQuery, StatsQuery],
+    sqlite_answer: dict[str, Any],
+) -> dict[str, Any]:
+    """The same counts on PostgreSQL (``postgres_`` keys), or why they were not measured."""
+    from bench import pg  # noqa: PLC0415 - only with --postgres
+
+    reason = pg.unavailable()
+    if reason is not None:
+        return {"postgres_skipped": reason}
+    from sync.store.streams_postgres import PostgresStreamStore  # noqa: PLC0415
+
+    whole, day, gate = queries
+    with tempfile.TemporaryDirectory(prefix="bench-stats-pg-") as tmp, pg.server(Path(tmp)) as db:
+        dsn = db("stats")
+        fill_seconds = fill_postgres(dsn, args.count, args.gates, args.days)
+        with PostgresStreamStore(dsn) as store:
+            stats_seconds, stats_cpu, answer = cpu_timed(lambda: summary(store.entry_stats(whole)))
+            day_seconds, _ = timed(lambda: summary(store.entry_stats(day)))
+            gate_seconds, _ = timed(lambda: summary(store.entry_stats(gate)))
+    return {
+        "postgres_fill_seconds": round(fill_seconds, 3),
+        "postgres_counted": answer["total"],
+        "postgres_same_answer_as_sqlite": answer == sqlite_answer,
+        "postgres_stats_seconds": round(stats_seconds, 3),
+        "postgres_stats_client_cpu_seconds": round(stats_cpu, 3),
+        "postgres_stats_one_day_seconds": round(day_seconds, 3),
+        "postgres_stats_one_gate_seconds": round(gate_seconds, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its JSON and write it to --out."""
     parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
@@ -135,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", type=int, default=20)
     parser.add_argument("--days", type=int, default=30, help="days the entries spread over")
     parser.add_argument("--no-baseline", action="store_true", help="skip the Python count")
+    parser.add_argument(
+        "--postgres", action="store_true", help="also count on a durable PostgreSQL (no baseline)"
+    )
     args = parser.parse_args(argv)
     whole = StatsQuery(T0, T0 + timedelta(days=args.days), SHANGHAI)
     day = StatsQuery(T0 + timedelta(days=1), T0 + timedelta(days=2), SHANGHAI)
@@ -163,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio_stats_vs_python": round(stats_seconds / python_seconds, 4),
                     "same_hourly_counts": counted == from_sql,
                 }
+    postgres = measure_postgres(args, (whole, day, gate), answer) if args.postgres else {}
     report = {
         **report_header("stats"),
         "entries": args.count,
@@ -176,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "stats_one_day_seconds": round(day_seconds, 3),
         "stats_one_gate_seconds": round(gate_seconds, 3),
         **baseline,
+        **postgres,
     }
     write_report(report, args.out)
     return 0
