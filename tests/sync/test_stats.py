@@ -265,3 +265,23 @@ def test_counting_leaves_the_shared_reader_free(tmp_path: Path) -> None:
         assert counted == [8]
     finally:
         store.close()
+
+
+def test_postgres_counts_even_where_it_would_plan_parallel_workers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # gate_entry_time enters an exception block, which parallel workers may not: a
+    # large window, planned in parallel, must still be counted. Force the plan.
+    psycopg = pytest.importorskip("psycopg")
+    from sync.store.streams_postgres import PostgresStreamStore
+
+    dsn = str(request.getfixturevalue("postgres_dsn"))
+    with psycopg.connect(dsn) as conn:
+        version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+    setting = "debug_parallel_query" if version >= 160000 else "force_parallel_mode"
+    store = PostgresStreamStore(f"{dsn}%20-c{setting}%3Don")
+    try:
+        sync_gate(store, tmp_path / "a.sqlite3", "gate-a", GATE_A)
+        assert stats(store)["total"] == 8
+    finally:
+        store.close()
