@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from sync.store.postgres_base import Row
 
 _WHEN: LiteralString = "gate_entry_time(corrected_time, wall_time)"
+#: The same time for a row the window kept: gate_entry_time was not NULL for it, so its
+#: wall time (when it has no corrected time) is an ISO time with an offset that casts.
+#: Casting here spares a PL/pgSQL call, and its subtransaction, per counted entry.
+_FAST_WHEN: LiteralString = "COALESCE(corrected_time, wall_time::timestamptz)"
 
 
 def entry_stats(conn: psycopg.Connection[Row], query: StatsQuery) -> EntryStats:
@@ -45,7 +49,7 @@ def entry_stats(conn: psycopg.Connection[Row], query: StatsQuery) -> EntryStats:
     rows = (
         f"SELECT e.gate_id, {local} AS local_ms, c.direction, c.outcome, c.reason, c.pass_id"  # noqa: S608 - literals and marks only
         f" FROM (SELECT gate_id, content,"
-        f" round(extract(epoch FROM {_WHEN}) * 1000)::bigint AS ms"
+        f" round(extract(epoch FROM {_FAST_WHEN}) * 1000)::bigint AS ms"
         f" FROM entries WHERE {where}) AS e"
         " LEFT JOIN LATERAL jsonb_to_record(gate_entry_json(e.content))"
         " AS c(direction text, outcome text, reason text, pass_id text) ON true"

@@ -217,13 +217,16 @@ def test_entries_flagged_for_odd_fields_are_counted_not_fatal(
     path = tmp_path / "a.sqlite3"
     with Ledger.open(path, gate_id="gate-a") as ledger:
         ledger.append(at(30, "P1"))
+        ledger.append(at(31, "P2"))
         stream_id = ledger.stream_id
-    [entry] = ledger_entries(path, "gate-a")
-    # A gate sending nonsense: the centre flags the entry and keeps it as sent.
+    entry, timeless = ledger_entries(path, "gate-a")
+    # A gate sending nonsense: the centre flags the entries and keeps them as sent.
     entry |= {"direction": {"odd": [1]}, "outcome": 7, "reason": None, "pass_id": 12}
+    # A wall time shaped like one, with an offset, that is no time: it is not counted.
+    timeless["wall_time"] = "2024-13-45T99:00:00+08:00"
     empty.add_enrol_code("gate-a", "code", RECEIVED + timedelta(hours=1))
-    empty.ingest("gate-a", stream_id, batch([entry]), now=RECEIVED, list_versions={})
-    assert empty.entries_after(0, 10)[0].flagged
+    empty.ingest("gate-a", stream_id, batch([entry, timeless]), now=RECEIVED, list_versions={})
+    assert [record.flagged for record in empty.entries_after(0, 10)] == [True, True]
     found = stats(empty)
     assert found["total"] == 1
     assert found["hourly"] == []  # neither in nor out
