@@ -137,6 +137,7 @@ bench: install
 	$(BIN)/python -m bench.sync --out bench/out/sync.json
 	$(BIN)/python -m bench.trace --out bench/out/trace.json
 	$(BIN)/python -m bench.stats --out bench/out/stats.json
+	$(BIN)/python -m bench.compound --out bench/out/compound.json
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache

@@ -8,11 +8,12 @@ loop (station.py) and `gate-agent check` both use it.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gate_agent.config import GateConfig
-from gate_agent.core.passes import Keyring, PassRefusal, VerifiedPass, verify
+from gate_agent.core.passes import ExitQuota, Keyring, PassRefusal, VerifiedPass, verify
 from gate_agent.core.policy import (
     Decision,
     GateLists,
@@ -20,6 +21,7 @@ from gate_agent.core.policy import (
     PassHistory,
     PolicySettings,
     PriorEntry,
+    applicable_quotas,
     decide,
 )
 from gate_agent.core.reasons import Direction, GateMode, Outcome, Reason
@@ -101,14 +103,39 @@ class Assessor:
             return PassHistory()
         fields = scan.fields
         exits: tuple[datetime, ...] = ()
-        if fields.exit_quota is not None:
-            since = now - timedelta(days=fields.exit_quota.days)
-            exits = tuple(self.ledger.household_exits_since(fields.household_id, since))
+        quotas = applicable_quotas(fields.kind, fields.exit_quota, self.settings)
+        if quotas:
+            since = now - timedelta(days=max(quota.days for quota in quotas))
+            exits = self.household_exits(fields.household_id, since)
         return PassHistory(
             last_allowed=_prior(self.ledger.last_allowed_for_pass(fields.pass_id)),
             last_entry=_prior(self.ledger.last_for_pass(fields.pass_id)),
             household_exits=exits,
+            used_in_at=self.used_in_at(fields.pass_id, fields.valid_from) if fields.once else None,
         )
+
+    def used_in_at(self, pass_id: str, since: datetime) -> datetime | None:
+        """When a one-time pass (valid from ``since``) was first let in, as far as this gate
+        knows: by its own entries, or by another gate's of the compound (``passages``)."""
+        elsewhere = self.ledger.state.pass_passages(pass_id, "in", since)
+        known = (
+            self.ledger.first_allowed_in(pass_id),
+            elsewhere[0][3] if elsewhere else None,
+        )
+        return min((at for at in known if at is not None), default=None)
+
+    def household_exits(self, household_id: str, since: datetime) -> tuple[datetime, ...]:
+        """Times of the household's allowed exits since ``since``, oldest first: from this
+        gate's ledger and from the other gates of the compound (the ``passages`` list);
+        an exit of this gate that comes back in that list counts once."""
+        stream = self.ledger.stream_id
+        seen = {
+            (stream, seq): at
+            for seq, at in self.ledger.household_exit_seqs_since(household_id, since)
+        }
+        for stream_id, seq, at in self.ledger.state.household_passages(household_id, "out", since):
+            seen.setdefault((stream_id, seq), at)
+        return tuple(sorted(seen.values()))
 
     def evaluate(
         self,
@@ -169,6 +196,10 @@ def centre_policy(base: PolicySettings, centre: dict[str, object]) -> PolicySett
     screen_exits = centre.get("screen_exits")
     if isinstance(screen_exits, bool):
         changes["screen_exits"] = screen_exits
+    quota = centre.get("exit_quota")
+    if isinstance(quota, str) and re.fullmatch(r"[1-9][0-9]?/[1-9][0-9]?", quota):
+        exits, days = quota.split("/")
+        changes["exit_quota"] = ExitQuota(int(exits), int(days))
     try:
         return replace(base, **changes)  # type: ignore[arg-type]
     except ValueError as exc:

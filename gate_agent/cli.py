@@ -176,7 +176,9 @@ def _sync_enrol(args: argparse.Namespace) -> int:
     config = _config(args)
     if not config.sync.server_url:
         raise ValueError("set [sync] server_url in the config first")
-    enrolment = enrol(config.sync.server_url, config.gate.id, args.code)
+    enrolment = enrol(
+        config.sync.server_url, config.gate.id, args.code, place=config.gate.identity()
+    )
     with _open_ledger(config) as ledger:
         # The key first: a token without it would fetch lists the gate cannot trust.
         ledger.state.pin_centre_key(

@@ -209,7 +209,12 @@ class Uploader:
 
     def _held_versions(self) -> dict[str, int]:
         state = self._ledger.state
-        return {**state.list_versions(), "directory": state.directory_status().version}
+        return {
+            **state.list_versions(),
+            "directory": state.directory_status().version,
+            # Naming these asks the centre for them (and the settings only they explain).
+            **state.compound_versions(),
+        }
 
     def lists_due(self) -> bool:
         """Whether to ask for lists now: the centre said it has newer, or it is time."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from gate_agent.core.policy import GateIdentity
 from gate_agent.errors import GateError
 
 logger = logging.getLogger(__name__)
@@ -100,15 +101,28 @@ def enrol(
     gate_id: str,
     code: str,
     *,
+    place: GateIdentity | None = None,
     transport: httpx.BaseTransport | None = None,
     timeout_s: float = 30.0,
 ) -> Enrolment:
-    """Trade a one-time enrolment code for the gate's token and the centre's list key."""
+    """Trade a one-time enrolment code for the gate's token and the centre's list key.
+
+    ``place`` is where the gate's config says it is; the centre records it, or refuses
+    (409 ``wrong_place``) when it holds another place for the gate.
+    """
+    body = {"gate_id": gate_id, "code": code}
+    if place is not None:
+        body.update(compound_id=place.compound_id, community_id=place.community_id)
     with make_client(base_url, transport=transport, timeout_s=timeout_s) as client:
         try:
-            response = client.post(ENROL_PATH, json={"gate_id": gate_id, "code": code})
+            response = client.post(ENROL_PATH, json=body)
         except httpx.HTTPError as exc:
             raise UplinkError(f"could not reach the centre at {base_url}: {exc}") from exc
+    if response.status_code == httpx.codes.CONFLICT:
+        raise UplinkError(
+            f"the centre places gate {gate_id!r} elsewhere (wrong_place): check [gate]"
+            f" compound_id and community_id in the config: {response.text[:300]}"
+        )
     if response.status_code != httpx.codes.OK:
         raise UplinkError(
             f"the centre refused enrolment of gate {gate_id!r}"

@@ -101,7 +101,7 @@ def issue_bulk(
     wanted = DEFAULT_ROLES.get(kind, ("resident", "tenant", "landlord")) if roles is None else roles
     chosen, skipped = holders(residents, wanted, per, held, busy)
     start = start.replace(microsecond=0)
-    issued = 0
+    issued = done = 0
     for first in range(0, len(chosen), chunk):
         batch = [
             (
@@ -120,14 +120,17 @@ def issue_bulk(
             )
             for person in chosen[first : first + chunk]
         ]
-        texts = issuer.issue_many(batch, now)
-        issued += len(batch)
+        recorded = issuer.issue_missing(batch, now)
+        done += len(batch)
+        issued += len(recorded)
+        # Another run may have issued some of these since ``held`` was read.
+        skipped += len(batch) - len(recorded)
         if out is not None:
-            for (fields, _), text in zip(batch, texts, strict=True):
+            for fields, text in recorded:
                 out.write(json.dumps(_record(fields, text), ensure_ascii=False) + "\n")
             out.flush()
         if progress is not None:
-            progress(issued, len(chosen))
+            progress(done, len(chosen))
     return BulkResult(issued, skipped)
 
 

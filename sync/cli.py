@@ -24,7 +24,7 @@ from gate_agent.core.passes import (
     Scope,
     mask_name,
 )
-from sync import bundle_import, cli_admin, cli_gates, pull
+from sync import bundle_import, cli_admin, cli_compounds, cli_gates, cli_visitors, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -36,8 +36,10 @@ from sync.cards import (
     store_keyring,
     timezone,
 )
+from sync.compound_lists import derived_lists
 from sync.errors import CardRefused, IssuerKeyError, SyncError
 from sync.issuer import CENTRE_KEY_FILE, Issuer, new_pass_id
+from sync.lists import COMPOUND_LISTS
 from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
@@ -176,7 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     export = lists.add_parser("export", help="write the signed lists file gates import")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    export.add_argument("--gate", help="for this gate only (with its own settings)")
+    export.add_argument(
+        "--gate", help="for this gate only (with its own and its compound's settings and lists)"
+    )
     export.set_defaults(handler=_lists_export)
 
     gates = commands.add_parser("gates", help="gates of the fleet").add_subparsers(
@@ -185,9 +189,14 @@ def _parser() -> argparse.ArgumentParser:
     enrol = gates.add_parser("enrol", help="make a one-time enrolment code for a gate")
     enrol.add_argument("gate_id")
     enrol.add_argument("--hours", type=int, default=24, help="how long the code is valid")
+    enrol.add_argument("--compound", help="the compound the gate is in (see `gates place`)")
+    enrol.add_argument("--community", help="the community the gate is in")
     _dsn_option(enrol)
     enrol.set_defaults(handler=_gates_enrol)
     cli_gates.register(gates, _dsn_option, open_streams)
+    cli_visitors.register(commands, _dsn_option)
+    cli_compounds.register_place(gates, _dsn_option, open_streams)
+    cli_compounds.register(commands, _dsn_option, open_streams)
     leaves = (
         key_new,
         key_list,
@@ -452,7 +461,23 @@ def _keys_centre(args: argparse.Namespace, issuer: Issuer) -> int:
 def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
     if args.gate is not None and not _GATE_ID.match(args.gate):
         raise ValueError(f"not a gate id: {args.gate!r}")
-    document = issuer.signed_lists(datetime.now(UTC), gate_id=args.gate)
+    now = datetime.now(UTC)
+    if args.gate is None:
+        document = issuer.signed_lists(now, gate_id=None)
+    else:
+        # For one gate: its compound's settings and lists too (a gate that reads the
+        # compound lists understands the settings that go with them).
+        with closing(open_streams(args)) as streams:
+            compound = streams.gate_place(args.gate)[0]
+            have = dict.fromkeys(COMPOUND_LISTS, 0)
+            extra = (
+                []
+                if compound is None
+                else derived_lists(streams, issuer.store, compound=compound, have=have, now=now)
+            )
+        document = issuer.signed_lists(
+            now, gate_id=args.gate, have=have, compound=compound, extra=extra
+        )
     text = json.dumps(document, ensure_ascii=False, indent=1)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
@@ -465,7 +490,11 @@ def _lists_export(args: argparse.Namespace, issuer: Issuer) -> int:
 def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
     if not _GATE_ID.match(args.gate_id):
         raise ValueError(f"not a gate id: {args.gate_id!r}")
+    if args.community is not None and args.compound is None:
+        raise ValueError("--community needs --compound")
     with closing(open_streams(args)) as streams:
+        if args.compound is not None:
+            cli_compounds.place_gate(streams, issuer, args.gate_id, args.compound, args.community)
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
     return 0

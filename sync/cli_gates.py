@@ -56,7 +56,7 @@ def register(
 
 _SETTINGS_HELP = (
     "mode=open|screening|lockdown, fever_celsius=37.3, recheck_window_minutes=15,"
-    " passback_window_hours=12, screen_exits=true|false"
+    " passback_window_hours=12, screen_exits=true|false, exit_quota=1/2"
 )
 
 
@@ -113,7 +113,7 @@ def _setting_value(key: str, text: str) -> object:
     if key not in SETTING_KEYS:
         known = ", ".join(SETTING_KEYS)
         raise ValueError(f"unknown gate setting {key!r}; settings are {known}")
-    if key == "mode":
+    if key in ("mode", "exit_quota"):
         return text
     if key == "screen_exits":
         if text.lower() not in ("true", "false"):
@@ -141,19 +141,28 @@ def _gates_list(args: argparse.Namespace, issuer: Issuer, open_streams: OpenStre
             "backlog": v.last_backlog,
             "clock_offset_ms": v.last_clock_offset_ms,
             "stored": sum(s.stored_through for s in v.streams),
+            "compound": v.compound,
+            "community": v.community,
         }
         for v in views
     ]
     if args.json:
         print(json.dumps({"server_time": now.isoformat(), "gates": rows}, ensure_ascii=False))
         return 0
-    print(f"{'gate':<24} {'last seen (UTC)':<20} {'backlog':>8} {'clock ms':>9} {'stored':>9}")
+    print(
+        f"{'gate':<24} {'compound':<16} {'last seen (UTC)':<20} {'backlog':>8} {'clock ms':>9}"
+        f" {'stored':>9}"
+    )
     for row in rows:
         seen = str(row["last_seen"] or "never")[:19].replace("T", " ")
         mark = "  STALE" if row["stale"] else ""
         backlog = "" if row["backlog"] is None else row["backlog"]
         offset = "" if row["clock_offset_ms"] is None else row["clock_offset_ms"]
-        print(f"{row['gate_id']:<24} {seen:<20} {backlog:>8} {offset:>9} {row['stored']:>9}{mark}")
+        place = row["compound"] or "-"
+        print(
+            f"{row['gate_id']:<24} {place:<16} {seen:<20} {backlog:>8} {offset:>9}"
+            f" {row['stored']:>9}{mark}"
+        )
     stale = sum(1 for row in rows if row["stale"])
     print(f"{len(rows)} gates, {stale} not seen in {args.stale_minutes} min", file=sys.stderr)
     return 0

@@ -6,8 +6,10 @@ SyncError
  ├── NotFound        (LookupError) a pass, key or gate the admin named does not exist
  ├── Conflict        (ValueError)  what the admin asked for already exists
  ├── KeyInUse        (ValueError)  retiring the last active issuer key (without --force)
+ ├── WrongPlace      (ValueError)  a gate enrolling with another place than the centre's
  ├── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
- └── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
+ ├── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
+ └── VisitorRefused  (ValueError)  a visitor request or pass refused (unknown host, too long...)
 """
 
 
@@ -35,6 +37,10 @@ class KeyInUse(SyncError, ValueError):
     """Retiring this key would leave no active issuer key to sign passes with."""
 
 
+class WrongPlace(SyncError, ValueError):
+    """A gate reports a compound or community other than the one the centre holds for it."""
+
+
 class CardRefused(SyncError, ValueError):
     """A pass card cannot be made; ``code`` is stable, for scripts and tests."""
 
@@ -51,3 +57,13 @@ class RosterRefused(SyncError, ValueError):
         """A refusal with its stable code."""
         super().__init__(f"{detail} ({code})" if "\n" not in detail else f"({code}) {detail}")
         self.code = code
+
+
+class VisitorRefused(SyncError, ValueError):
+    """A visitor request, approval or pass refused; ``code`` is stable (see docs)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})")
+        self.code = code
+        self.detail = detail

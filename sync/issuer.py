@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_agent.core.passes import PassFields, key_id, sign
 from sync.errors import IssuerKeyError, KeyInUse
 from sync.lists import (
+    COMPOUND_LISTS,
+    COMPOUND_SETTING_KEYS,
     DELTA_LISTS,
     DOWNLINK_LISTS,
     ITEM_KEY,
@@ -63,6 +65,10 @@ CENTRE_KEY_FILE = "centre.pem"
 SNAPSHOT_TTL_S = 60.0
 
 
+#: Whom a settings snapshot is for: gate id, its compound, whether it knows compound lists.
+_GateKey = tuple[str | None, str | None, bool]
+
+
 @dataclass(frozen=True)
 class Rotation:
     """What ``Issuer.rotate`` did: the new signing key, the keys now rotating out, and
@@ -85,7 +91,9 @@ class Issuer:
         self.keys_dir = data_dir / "keys"
         self.store = store
         self._lock = threading.Lock()
-        self._snapshots: dict[tuple[str, str | None], tuple[int, float, list[dict[str, Any]]]] = {}
+        self._snapshots: dict[
+            tuple[str, _GateKey | None], tuple[int, float, list[dict[str, Any]]]
+        ] = {}
         # (keys version, the earliest planned retirement at that version, or None)
         self._next_retirement: tuple[int, datetime | None] | None = None
 
@@ -207,16 +215,27 @@ class Issuer:
         return {"kid": kid, "public_key": base64.b64encode(raw).decode("ascii")}
 
     def signed_lists(
-        self, now: datetime, *, gate_id: str | None, have: Mapping[str, int] | None = None
+        self,
+        now: datetime,
+        *,
+        gate_id: str | None,
+        have: Mapping[str, int] | None = None,
+        compound: str | None = None,
+        extra: Sequence[ListUpdate] = (),
     ) -> dict[str, Any]:
         """The signed lists document for a gate that holds the versions ``have``.
 
         Lists the gate holds at the current version are left out; revocations and the
         directory go as deltas when the change log reaches back to the gate's version
         and the delta is smaller than the snapshot. ``gate_id`` None makes an export
-        for any gate (the settings for every gate, no gate's own).
+        for any gate (the settings for every gate, no gate's own). ``compound`` is the
+        gate's (its settings include the compound's); ``extra`` are lists made
+        elsewhere (the compound lists, ``sync.compound_lists``), appended as given.
+        Settings only a gate that knows the compound lists understands go only to a
+        gate that names one of them in ``have``.
         """
         have = have or {}
+        modern = any(name in have for name in COMPOUND_LISTS)
         self.retire_due(now)
         updates: list[ListUpdate] = []
         for name in DOWNLINK_LISTS:
@@ -229,15 +248,16 @@ class Issuer:
                 current = self._version(name)
             if held == current:
                 continue
-            updates.append(self._update(name, held, current, now, gate_id))
+            updates.append(self._update(name, held, current, now, (gate_id, compound, modern)))
+        updates.extend(extra)
         payload = ListsPayload(gate_id=gate_id, issued_at=now, lists=tuple(updates))
         kid, private = self.centre_key()
         return sign_lists(payload, kid, private)
 
     def _update(
-        self, name: str, held: int, current: int, now: datetime, gate_id: str | None
+        self, name: str, held: int, current: int, now: datetime, gate: _GateKey
     ) -> ListUpdate:
-        items = self._snapshot(name, current, now, gate_id)
+        items = self._snapshot(name, current, now, gate)
         if name in DELTA_LISTS and held >= 1:
             # Store versions are one below the versions sent (version 1 is the empty list).
             changed = self.store.changed_keys(name, held - 1)
@@ -255,15 +275,18 @@ class Issuer:
         return ListUpdate(name=name, kind="snapshot", version=current, items=tuple(items))
 
     def _snapshot(
-        self, name: str, version: int, now: datetime, gate_id: str | None
+        self, name: str, version: int, now: datetime, gate: _GateKey
     ) -> list[dict[str, Any]]:
-        cache_key = (name, gate_id if name == "settings" else None)
+        gate_id, compound, modern = gate
+        cache_key = (name, gate if name == "settings" else None)
         with self._lock:
             cached = self._snapshots.get(cache_key)
             if cached and cached[0] == version and time.monotonic() - cached[1] < SNAPSHOT_TTL_S:
                 return cached[2]
         if name == "settings":
-            values = self.store.settings_for(gate_id or "")
+            values = self.store.settings_for(gate_id or "", compound)
+            if not modern:
+                values = {k: v for k, v in values.items() if k not in COMPOUND_SETTING_KEYS}
             items = [
                 SettingItem.model_validate({"key": key, "value": value}).model_dump(mode="json")
                 for key, value in sorted(values.items())
@@ -306,6 +329,18 @@ class Issuer:
             now,
         )
         return texts
+
+    def issue_missing(
+        self, items: Sequence[tuple[PassFields, int]], now: datetime
+    ) -> list[tuple[PassFields, str]]:
+        """Sign passes for persons and record those whose person holds no live pass of that
+        kind yet, checked in the recording transaction; the recorded (fields, text), in order.
+        """
+        self.retire_due(now)
+        kid, private = self.signing_key()
+        signed = [(fields, sign(fields, private), holder) for fields, holder in items]
+        recorded = set(self.store.add_passes(signed, kid, now, skip_held=True))
+        return [(fields, text) for fields, text, _ in signed if fields.pass_id in recorded]
 
     def replace(self, old_id: str, fields: PassFields, reason: str, now: datetime) -> str:
         """Sign ``fields`` as the successor of pass ``old_id`` (same holder) and revoke the

@@ -1,6 +1,6 @@
 """The ledgers community workers keep, as XLSX: returnees, fever referrals, visitors
-(from the gates' registrations, synced), home isolations and residents (from the
-issuer's store).
+(from the gates' registrations, synced, and the visitor passes issued), home isolations
+and residents (from the issuer's store).
 
 This is the one export that shows personal data (names, phones, where returnees came
 from): the registrations were made for these ledgers. ``gate-sync pull`` and the
@@ -12,6 +12,7 @@ There is no residents ledger yet: the centre keeps passes, not a residents table
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,6 +26,8 @@ LedgerName = Literal["residents", "returnees", "fevers", "visitors", "isolations
 LEDGERS: tuple[LedgerName, ...] = ("residents", "returnees", "fevers", "visitors", "isolations")
 _ROLES = {"resident": "住户", "tenant": "租户", "landlord": "房东"}
 PURGED = "已清除 purged"
+_REGISTERED = "门岗登记 gate"
+_PASS = "访客证 pass"
 
 #: Each ledger's columns: (key, Chinese header, English header).
 _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -58,6 +61,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("note", "备注", "note"),
     ),
     "visitors": (
+        ("source", "来源", "source"),
         ("time", "登记时间", "registered at"),
         ("gate_id", "门岗", "gate"),
         ("household_id", "被访户号", "host household"),
@@ -69,6 +73,8 @@ _COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("outcome", "结果", "outcome"),
         ("reason", "原因代码", "reason code"),
         ("guard", "值守人员", "guard"),
+        ("pass_id", "访客证", "visitor pass"),
+        ("valid_until", "有效至", "valid until"),
         ("note", "备注", "note"),
     ),
     "fevers": (
@@ -120,6 +126,9 @@ def ledger_table(
         rows = _isolations(issuer, since, until)
     elif name == "residents":
         rows = _residents(issuer)  # who lives where now: no time window
+    elif name == "visitors":
+        registered = _registrations(name, streams, EntryQuery(since=since, until=until))
+        rows = itertools.chain(registered, _visitor_passes(issuer, since, until))
     else:
         rows = _registrations(name, streams, EntryQuery(since=since, until=until))
     return Table(
@@ -138,6 +147,8 @@ def _registrations(name: str, streams: StreamStore, query: EntryQuery) -> Iterat
         row: dict[str, Any] = {k: content.get(k) for k, _, _ in _COLUMNS[name]}
         row["time"] = "" if when is None else _local(when)
         row["gate_id"] = record.gate_id
+        if name == "visitors":
+            row["source"] = _REGISTERED
         personal = _personal(content)
         if personal is None:
             if content.get("personal_digest"):
@@ -166,6 +177,38 @@ def _personal(content: dict[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _visitor_passes(
+    issuer: IssuerStore, since: datetime | None, until: datetime | None
+) -> Iterator[dict[str, Any]]:
+    """Visitor passes issued for visits overlapping the window (``time`` is the visit's start)."""
+    for row in issuer.visitor_passes(since, until):
+        issued = issuer.get_pass(row.pass_id) if row.pass_id else None
+        revoked = issued is not None and issued.revoked_at is not None
+        notes = [
+            "一次性 once" if row.once else "",
+            f"申请 requested by {row.requested_by}",
+            f"批准 approved by {row.decided_by}" if not row.direct else "直接签发 issued directly",
+            f"已作废 revoked: {issued.revoke_reason}" if revoked and issued else "",
+        ]
+        yield {
+            "source": _PASS,
+            "time": _local(datetime.fromisoformat(row.starts_at)),
+            "gate_id": "",
+            "household_id": row.household_id,
+            "name": row.name,
+            "phone": row.phone,
+            "visit_reason": row.reason,
+            "plate": row.plate,
+            "temperature_celsius": None,
+            "outcome": "revoked" if revoked else row.state,
+            "reason": None,
+            "guard": None,
+            "pass_id": row.pass_id,
+            "valid_until": _local(datetime.fromisoformat(row.ends_at)),
+            "note": "; ".join(filter(None, notes)),
+        }
 
 
 def _isolations(

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -28,13 +29,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gate_agent.core.passes import key_id
-from sync.protocol import DirectoryItem, IsolationItem, KeyItem, RevocationItem
+from sync.protocol import (
+    AlertItem,
+    DirectoryItem,
+    IsolationItem,
+    KeyItem,
+    PassageItem,
+    RevocationItem,
+)
 
 FORMAT = "gate-station-lists/2"
 _DOMAIN = b"gate-station-lists/2\n"
 
-#: Every list of the downlink, in the order a gate applies them.
+#: Every list of the downlink the issuer store versions, in the order a gate applies them.
 DOWNLINK_LISTS = ("keys", "revocations", "isolations", "settings", "directory")
+#: Lists derived from the stored entries of the gate's compound (sync/compound_lists.py):
+#: version = the highest ingest id among the items; always a snapshot; sent only to a
+#: gate that names them in ``have`` (an older gate would refuse a list it does not know).
+COMPOUND_LISTS = ("alerts", "passages")
 #: Lists the centre may send as deltas (large, keyed by pass id); the rest are small.
 DELTA_LISTS = ("revocations", "directory")
 
@@ -45,8 +57,12 @@ SETTING_KEYS = (
     "recheck_window_minutes",
     "passback_window_hours",
     "screen_exits",
+    "exit_quota",
 )
+#: Settings only a gate that knows the compound lists understands (see ``COMPOUND_LISTS``).
+COMPOUND_SETTING_KEYS = ("exit_quota",)
 MODES = ("open", "screening", "lockdown")
+_QUOTA = re.compile(r"[1-9][0-9]?/[1-9][0-9]?")
 
 
 class ListsRefused(ValueError):
@@ -70,7 +86,12 @@ class SettingItem(_Wire):
     """One gate setting from the centre."""
 
     key: Literal[
-        "mode", "fever_celsius", "recheck_window_minutes", "passback_window_hours", "screen_exits"
+        "mode",
+        "fever_celsius",
+        "recheck_window_minutes",
+        "passback_window_hours",
+        "screen_exits",
+        "exit_quota",
     ]
     value: str | float | bool
 
@@ -92,6 +113,10 @@ def check_setting(key: str, value: object) -> None:
         if not isinstance(value, bool):
             raise ValueError("screen_exits must be true or false")
         return
+    if key == "exit_quota":
+        if not isinstance(value, str) or _QUOTA.fullmatch(value) is None:
+            raise ValueError(f"exit_quota must be EXITS/DAYS, each 1-99 (e.g. 1/2), got {value!r}")
+        return
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{key} must be a number, got {value!r}")
     ranges = {
@@ -110,6 +135,8 @@ _ITEM_MODELS: dict[str, type[_Wire] | type[BaseModel]] = {
     "isolations": IsolationItem,
     "settings": SettingItem,
     "directory": DirectoryItem,
+    "alerts": AlertItem,
+    "passages": PassageItem,
 }
 #: The field naming an item within its list, for deltas.
 ITEM_KEY = {"revocations": "pass_id", "directory": "pass_id"}
@@ -118,7 +145,9 @@ ITEM_KEY = {"revocations": "pass_id", "directory": "pass_id"}
 class ListUpdate(_Wire):
     """One list: a snapshot of every item, or a delta from ``base_version``."""
 
-    name: Literal["keys", "revocations", "isolations", "settings", "directory"]
+    name: Literal[
+        "keys", "revocations", "isolations", "settings", "directory", "alerts", "passages"
+    ]
     kind: Literal["snapshot", "delta"]
     version: Annotated[int, Field(ge=1)]
     base_version: Annotated[int, Field(ge=1)] | None = None

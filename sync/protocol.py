@@ -105,6 +105,40 @@ class DirectoryItem(_Wire):
         return self
 
 
+class AlertItem(_Wire):
+    """An isolated household's refused exit (or a visit to it) at a gate of the compound."""
+
+    gate_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+    stream_id: Annotated[str, Field(min_length=36, max_length=36)]
+    seq: Annotated[int, Field(ge=1)]
+    at: AwareDatetime  # when it happened, by the gate's clock (the centre's correction if any)
+    reason: Literal["quarantined_exit", "host_in_isolation"]
+    household_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+    unit: Annotated[str, Field(max_length=40)] = ""
+    display_name: Annotated[str, Field(max_length=_MAX_NAME_CHARS)] = ""  # masked, or ""
+    pass_id: Annotated[str, Field(pattern=_PASS_ID)] | None = None
+
+    @field_validator("display_name")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        if value and ("*" not in value or not value.isprintable()):
+            raise ValueError("display_name must be masked (contain '*') and printable")
+        return value
+
+
+class PassageItem(_Wire):
+    """An allowed passage at another gate of the compound that this gate's rules count."""
+
+    gate_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+    stream_id: Annotated[str, Field(min_length=36, max_length=36)]
+    seq: Annotated[int, Field(ge=1)]
+    pass_id: Annotated[str, Field(pattern=_PASS_ID)]
+    household_id: Annotated[str, Field(pattern=rf"^{_IDENT}$")]
+    kind: Literal["resident", "tenant", "visitor"]
+    direction: Literal["in", "out"]
+    at: AwareDatetime
+
+
 class KeyList(_Wire):
     """The issuer keys at a version."""
 

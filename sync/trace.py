@@ -6,7 +6,8 @@ and ordered by their time: the centre's corrected time when the gate's clock cou
 be trusted, else the gate's own. Rows are those of ``gate-sync pull`` (no personal
 data): a trace says where a pass went, not who the visitor was.
 
-Entries name a gate, not a compound, so a compound is given as the list of its gates.
+Entries name a gate, not a compound: a compound is the gates placed in it
+(``StreamStore.compound_gates``), or a list of gates given by hand.
 """
 
 from __future__ import annotations

@@ -39,9 +39,11 @@ def add_commands(
         command.add_argument("--since", help="date or ISO time (local when no offset)")
         command.add_argument("--until", help="last date (whole day) or ISO time")
     inside = traces.add_parser("inside", help="passes inside a compound at a moment")
-    inside.add_argument("--compound", required=True, help="the compound's id (for the file)")
     inside.add_argument(
-        "--gate", action="append", required=True, help="a gate of the compound (repeatable)"
+        "--compound", required=True, help="the compound's id: its gates as `gates place` set them"
+    )
+    inside.add_argument(
+        "--gate", action="append", help="instead: the compound's gates by hand (repeatable)"
     )
     inside.add_argument("--at", required=True, help="ISO time (local when no offset) or date")
     for command in (gates, one_pass, household, inside):
@@ -82,7 +84,13 @@ def _trace(args: argparse.Namespace, issuer: Issuer, open_streams: OpenStreams) 
     with closing(open_streams(args)) as streams:
         if args.trace_command == "inside":
             at = parse_moment(args.at, end_of_day=False)
-            rows = trace.inside_rows(streams, args.gate, at)
+            gates = args.gate or streams.compound_gates(args.compound)
+            if not gates:
+                raise ValueError(
+                    f"no gate is placed in compound {args.compound}: `gate-sync gates place`"
+                    " its gates, or name them with --gate"
+                )
+            rows = trace.inside_rows(streams, gates, at)
             # An XLSX sheet name: at most 31 characters, none of []:*?/\
             sheet = re.sub(r"[\[\]:*?/\\]", "_", f"inside-{args.compound}")[:31]
             table = trace.Table(trace.INSIDE_COLUMNS, rows, sheet=sheet)

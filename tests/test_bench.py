@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import bundle, decode, gate, ledger, passes
+from bench import compound as compound_bench
 from bench import stats as stats_bench
 from bench import sync as sync_bench
 from bench import trace as trace_bench
@@ -108,3 +109,14 @@ def test_stats_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert report["entries"] == report["counted"] == 400
     assert report["same_hourly_counts"] is True
     assert {"stats_seconds", "python_count_seconds", "ratio_stats_vs_python"} <= set(report)
+
+
+def test_compound_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(compound_bench, tmp_path / "c.json", "--compounds", "2", "--gates", "2",
+                 "--count", "120", "--spacing-seconds", "6000")  # fmt: skip
+    capsys.readouterr()
+    assert (report["entries"], report["gates"], report["compound_gates"]) == (480, 4, 2)
+    # 120 entries 100 minutes apart, the last 100 minutes ago: the last 7 days hold 100 a gate.
+    assert report["entries_in_window"] == 2 * 100
+    assert report["alerts"] == 0 and report["passages"] > 0
+    assert {"ratio_request_vs_scan", "ratio_ingest_with_vs_without"} <= set(report)

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 
 from gate_agent.assemble import Gate
 from gate_agent.clock import Clock
-from gate_agent.ledger.state import CENTRE
+from gate_agent.core import messages
+from gate_agent.core.reasons import Reason
+from gate_agent.ledger.state import CENTRE, GateState
 
 
 def local_midnight(now: datetime, zone: str) -> datetime:
@@ -55,7 +57,31 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
         "clock": {"synced": clock.synced(), "now": now.isoformat()},
         "sync": sync_status(gate),
         "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
+        "compound_alerts": compound_alerts(state, config.gate.id, now),
     }
+
+
+#: How far back the console shows the other gates' alerts, and how many at most.
+ALERTS_WINDOW = timedelta(hours=24)
+ALERTS_SHOWN = 10
+
+
+def compound_alerts(state: GateState, gate_id: str, now: datetime) -> dict[str, Any]:
+    """Isolation alerts at the compound's gates other than ``gate_id`` (the centre's
+    ``alerts`` list) in the last 24 hours: how many, and the newest with their words."""
+    items = [a for a in state.alerts(now - ALERTS_WINDOW) if a["gate_id"] != gate_id]
+    recent = []
+    for item in items[:ALERTS_SHOWN]:
+        try:
+            reason = Reason(item["reason"])
+            words = {
+                "message_zh": messages.text(reason, "zh"),
+                "message_en": messages.text(reason, "en"),
+            }
+        except ValueError:  # a code from a newer centre: shown as it came
+            words = {"message_zh": item["reason"], "message_en": item["reason"]}
+        recent.append({**item, "at": item["at"].isoformat(), **words})
+    return {"count": len(items), "recent": recent}
 
 
 def mode_set(gate: Gate) -> dict[str, Any]:

@@ -34,6 +34,7 @@ REASONS: dict[Reason, tuple[str, str]] = {
     Reason.ALREADY_INSIDE: ("已在小区内，重复进入", "Already inside"),
     Reason.ALREADY_OUTSIDE: ("已外出，重复出门", "Already outside"),
     Reason.QUOTA_USED: ("本户外出次数已用完", "Household exit quota used"),
+    Reason.PASS_USED: ("一次性通行证已使用，不能再次进入", "One-time pass already used to enter"),
     Reason.TEMPERATURE_MISSING: ("未测得体温", "No temperature reading"),
     Reason.SENSOR_WARMING_UP: (
         "测温仪预热中，请用手持体温计",

@@ -41,6 +41,9 @@ _IDENT = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,23}")
 _UNIT = re.compile(r"[0-9A-Za-z]{1,6}(-[0-9A-Za-z]{1,6}){0,2}")
 _VERSION_PREFIX = re.compile(r"GP([0-9]+)(?::|$)")
 _QUOTA = re.compile(r"q=([1-9][0-9]?)/([1-9][0-9]?)")
+#: Separates the rules in the rules field: ``q=1/2``, ``once``, ``q=1/2;once``.
+RULE_SEP = ";"
+ONCE_RULE = "once"
 _MAX_NAME_CHARS = 16
 
 
@@ -137,6 +140,8 @@ class PassFields:
     display_name: str
     unit: str = ""
     exit_quota: ExitQuota | None = None
+    #: One-time: one allowed entry (and its exit); a second entry is refused ``pass_used``.
+    once: bool = False
 
     def __post_init__(self) -> None:
         _check(_PASS_ID, self.pass_id, "pass id")
@@ -158,8 +163,6 @@ class PassFields:
 
     def payload(self) -> bytes:
         """The payload bytes that are base32-encoded into the pass."""
-        quota = self.exit_quota
-        rules = f"q={quota.exits}/{quota.days}" if quota else ""
         scope = f"{_SCOPE_CODES[self.scope.kind]}:{','.join(self.scope.ids)}"
         parts = [
             self.pass_id,
@@ -170,9 +173,17 @@ class PassFields:
             str(int(self.valid_until.timestamp())),
             self.display_name,
             self.unit,
-            rules,
+            self.rules(),
         ]
         return FIELD_SEP.join(parts).encode("utf-8")
+
+    def rules(self) -> str:
+        """The rules field: each rule this pass has, in the fixed order ``q=N/D;once``."""
+        quota = self.exit_quota
+        rules = [f"q={quota.exits}/{quota.days}"] if quota else []
+        if self.once:
+            rules.append(ONCE_RULE)
+        return RULE_SEP.join(rules)
 
 
 @dataclass(frozen=True)
@@ -309,13 +320,8 @@ def _parse_payload(payload: bytes) -> PassFields:
     scope_code, sep, scope_ids = scope.partition(":")
     if not sep or scope_code not in _SCOPES_BY_CODE:
         raise PassFieldError(f"bad scope {scope!r}")
-    quota = None
-    if rules:
-        match = _QUOTA.fullmatch(rules)
-        if match is None:
-            raise PassFieldError(f"unknown rules {rules!r}")
-        quota = ExitQuota(int(match.group(1)), int(match.group(2)))
-    return PassFields(
+    quota, once = _parse_rules(rules)
+    fields = PassFields(
         pass_id=pass_id,
         kind=_KINDS_BY_CODE[kind],
         household_id=household,
@@ -325,7 +331,28 @@ def _parse_payload(payload: bytes) -> PassFields:
         display_name=name,
         unit=unit,
         exit_quota=quota,
+        once=once,
     )
+    if fields.rules() != rules:
+        # One text per pass: rules repeated, reordered or empty between separators.
+        raise PassFieldError(f"rules not in canonical form {rules!r}")
+    return fields
+
+
+def _parse_rules(rules: str) -> tuple[ExitQuota | None, bool]:
+    """The exit quota and the one-time flag of a rules field; a rule not known here is
+    refused (an older gate refuses newer rules rather than ignoring them)."""
+    quota: ExitQuota | None = None
+    once = False
+    for rule in rules.split(RULE_SEP) if rules else ():
+        match = _QUOTA.fullmatch(rule)
+        if match is not None:
+            quota = ExitQuota(int(match.group(1)), int(match.group(2)))
+        elif rule == ONCE_RULE:
+            once = True
+        else:
+            raise PassFieldError(f"unknown rule {rule!r} in {rules!r}")
+    return quota, once
 
 
 def mask_name(name: str) -> str:

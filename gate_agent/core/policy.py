@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gate_agent.core.passes import PassKind, PassRefusal, ScopeKind, VerifiedPass
+from gate_agent.core.passes import ExitQuota, PassKind, PassRefusal, ScopeKind, VerifiedPass
 from gate_agent.core.reasons import (
     Direction,
     GateMode,
@@ -23,6 +23,8 @@ from gate_agent.core.temperature import TemperatureReading, TemperatureRefusal
 
 #: Kinds let in during a lockdown: the people who live here.
 LOCKDOWN_KINDS = frozenset({PassKind.RESIDENT, PassKind.TENANT})
+#: Kinds whose exits a compound's household exit quota counts and limits.
+QUOTA_KINDS = frozenset({PassKind.RESIDENT, PassKind.TENANT})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class PolicySettings:
     passback_window: timedelta = timedelta(hours=12)
     #: Whether exits are screened too; entry screening is the norm.
     screen_exits: bool = False
+    #: The compound's household exit quota (resident and tenant passes), beside any
+    #: pass's own ``q=`` rule: both hold.
+    exit_quota: ExitQuota | None = None
 
     def __post_init__(self) -> None:
         if not 30.0 <= self.min_plausible_celsius < self.fever_celsius <= 42.0:
@@ -94,8 +99,11 @@ class PassHistory:
 
     last_allowed: PriorEntry | None = None
     last_entry: PriorEntry | None = None
-    #: Wall times of the household's allowed exits, for the exit quota.
+    #: Times of the household's allowed exits (through any gate of the compound the
+    #: gate knows of), for the exit quotas.
     household_exits: Sequence[datetime] = field(default_factory=tuple)
+    #: When a one-time pass was first let in (at any gate the gate knows of), or None.
+    used_in_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -145,9 +153,17 @@ def decide(
         return _deny(Reason.REVOKED, NextStep.CALL_COMMUNITY_WORKER, alert=True)
     if not _in_scope(fields.scope.kind, fields.scope.ids, gate):
         return _deny(Reason.OUT_OF_SCOPE, NextStep.TURN_AWAY)
-    # An isolation order holds whatever the gate's posture.
-    if direction is Direction.OUT and lists.isolated(fields.household_id, now):
+    # An isolation order holds whatever the gate's posture. A visitor pass carries the
+    # host's household: its holder may not visit, but is never kept in by it.
+    isolated = lists.isolated(fields.household_id, now)
+    if fields.kind is PassKind.VISITOR:
+        if direction is Direction.IN and isolated:
+            return _deny(Reason.HOST_IN_ISOLATION, NextStep.TURN_AWAY)
+    elif direction is Direction.OUT and isolated:
         return _deny(Reason.QUARANTINED_EXIT, NextStep.STAY_HOME, alert=True)
+    # One visit, whatever the posture: one allowed entry, then only its exit.
+    if fields.once and direction is Direction.IN and history.used_in_at is not None:
+        return _deny(Reason.PASS_USED, NextStep.ASK_FOR_VALID_PASS)
     if mode is GateMode.OPEN:
         return _ALLOW
     lockdown_entry = mode is GateMode.LOCKDOWN and direction is Direction.IN
@@ -156,14 +172,23 @@ def decide(
     passback = _passback(direction, history.last_allowed, now, settings)
     if passback is not None:
         return passback
-    quota = fields.exit_quota
-    if direction is Direction.OUT and quota is not None:
-        since = now - timedelta(days=quota.days)
-        if sum(1 for t in history.household_exits if since <= t <= now) >= quota.exits:
-            return _deny(Reason.QUOTA_USED, NextStep.STAY_HOME)
+    if direction is Direction.OUT:
+        for quota in applicable_quotas(fields.kind, fields.exit_quota, settings):
+            since = now - timedelta(days=quota.days)
+            if sum(1 for t in history.household_exits if since <= t <= now) >= quota.exits:
+                return _deny(Reason.QUOTA_USED, NextStep.STAY_HOME)
     if direction is Direction.OUT and not settings.screen_exits:
         return _ALLOW
     return _screen(temperature, history.last_entry, now, settings)
+
+
+def applicable_quotas(
+    kind: PassKind, own: ExitQuota | None, settings: PolicySettings
+) -> tuple[ExitQuota, ...]:
+    """The exit quotas an exit of this pass must keep: its own, and its compound's for
+    residents and tenants."""
+    compound = settings.exit_quota if kind in QUOTA_KINDS else None
+    return tuple(q for q in (own, compound) if q is not None)
 
 
 def _deny(reason: Reason, step: NextStep, *, alert: bool = False) -> Decision:

@@ -57,6 +57,7 @@ class Reason(StrEnum):
     ALREADY_INSIDE = "already_inside"
     ALREADY_OUTSIDE = "already_outside"
     QUOTA_USED = "quota_used"
+    PASS_USED = "pass_used"  # a one-time pass that already let its holder in
 
     # Temperature screening.
     TEMPERATURE_MISSING = "temperature_missing"
@@ -68,7 +69,7 @@ class Reason(StrEnum):
     RECHECK_TEMPERATURE = "recheck_temperature"
     FEVER = "fever"
 
-    # Registrations at the gate without a pass.
+    # A visitor (registered at the gate, or with a visitor pass) of an isolated household.
     HOST_IN_ISOLATION = "host_in_isolation"
 
     # A guard opened the gate by hand (the release button, or an override on the console).

@@ -203,6 +203,17 @@ class Ledger:
             )
         return None if row is None else entry_from_row(row)
 
+    def first_allowed_in(self, pass_id: str) -> datetime | None:
+        """Wall time (UTC) of the first entry that let this pass in here, or None."""
+        with self._store.read() as db:
+            row = first_row(
+                db,
+                "SELECT wall_time FROM entries WHERE pass_id = ? AND direction = 'in'"
+                " AND outcome = 'allow' ORDER BY seq LIMIT 1",
+                (pass_id,),
+            )
+        return None if row is None else datetime.fromisoformat(row["wall_time"])
+
     def household_exits_since(self, household_id: str, since: datetime) -> list[datetime]:
         """Wall times (UTC) of the household's allowed exits at or after ``since``, oldest first."""
         since_text = _aware_iso(since, "since")
@@ -213,6 +224,21 @@ class Ledger:
                 (household_id, since_text),
             )
             return [datetime.fromisoformat(row["wall_time"]) for row in rows]
+
+    def household_exit_seqs_since(
+        self, household_id: str, since: datetime
+    ) -> list[tuple[int, datetime]]:
+        """(seq, wall time in UTC) of the household's members' allowed exits (resident and
+        tenant passes: not its visitors, workers or deliveries) at or after ``since``."""
+        since_text = _aware_iso(since, "since")
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT seq, wall_time FROM entries WHERE household_id = ? AND wall_time >= ?"
+                " AND direction = 'out' AND outcome = 'allow'"
+                " AND pass_kind IN ('resident', 'tenant') ORDER BY wall_time, seq",
+                (household_id, since_text),
+            )
+            return [(row["seq"], datetime.fromisoformat(row["wall_time"])) for row in rows]
 
     def day_summary(self, since: datetime, until: datetime) -> DaySummary:
         """Counts of the entries with wall times from ``since`` up to (not including) ``until``.

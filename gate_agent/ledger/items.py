@@ -19,8 +19,10 @@ from gate_agent.ledger.records import canonical_json, utc_iso
 LIST_NAMES: tuple[str, ...] = ("keys", "revocations", "isolations", "settings")
 #: The resident directory: a list like the others, for lookups at the console.
 DIRECTORY = "directory"
+#: What the other gates of the compound report through the centre; always snapshots.
+COMPOUND_LISTS: tuple[str, ...] = ("alerts", "passages")
 #: Every list a snapshot may carry.
-SNAPSHOT_NAMES: tuple[str, ...] = (*LIST_NAMES, DIRECTORY)
+SNAPSHOT_NAMES: tuple[str, ...] = (*LIST_NAMES, DIRECTORY, *COMPOUND_LISTS)
 #: The pass kinds the directory lists: people (vehicles have no one to look up).
 DIRECTORY_KINDS = frozenset(kind.value for kind in PassKind if kind is not PassKind.VEHICLE)
 PUBLIC_KEY_BYTES = 32
@@ -61,6 +63,26 @@ TABLES: dict[str, tuple[str, tuple[str, ...], str]] = {
         ),
         "DELETE FROM directory",
     ),
+    "alerts": (
+        "alerts",
+        (
+            "stream_id",
+            "seq",
+            "gate_id",
+            "at",
+            "reason",
+            "household_id",
+            "unit",
+            "display_name",
+            "pass_id",
+        ),
+        "DELETE FROM alerts",
+    ),
+    "passages": (
+        "passages",
+        ("stream_id", "seq", "gate_id", "pass_id", "household_id", "kind", "direction", "at"),
+        "DELETE FROM passages",
+    ),
 }
 
 
@@ -100,7 +122,7 @@ def _parse_items(name: str, items: Sequence[object]) -> list[Row]:
         if set(item) != set(fields):
             raise ValueError(f"{where}: expected exactly the fields {sorted(fields)}")
         row = parser(where, item)
-        key = row[:2] if name == "isolations" else row[0]
+        key = row[:2] if name in ("isolations", *COMPOUND_LISTS) else row[0]
         if key in seen:
             raise ValueError(f"{where}: duplicate {fields[0]} {row[0]!r}")
         seen.add(key)
@@ -189,12 +211,58 @@ def _parse_directory(where: str, item: Mapping[str, object]) -> Row:
     )
 
 
+def _parse_alert(where: str, item: Mapping[str, object]) -> Row:
+    pass_id = item["pass_id"]
+    for field in ("unit", "display_name"):
+        if not isinstance(item[field], str):
+            raise ValueError(f"{where}: {field} must be a string (empty for none)")
+    return (
+        *_entry_key(where, item),
+        utc_iso(_time(item["at"], where, "at")),
+        _text(item["reason"], where, "reason"),
+        _text(item["household_id"], where, "household_id"),
+        item["unit"],
+        item["display_name"],
+        None if pass_id is None else _text(pass_id, where, "pass_id"),
+    )
+
+
+def _parse_passage(where: str, item: Mapping[str, object]) -> Row:
+    direction = _text(item["direction"], where, "direction")
+    if direction not in ("in", "out"):
+        raise ValueError(f"{where}: direction must be in or out, got {direction!r}")
+    stream_id, seq, gate_id = _entry_key(where, item)
+    return (
+        stream_id,
+        seq,
+        gate_id,
+        _text(item["pass_id"], where, "pass_id"),
+        _text(item["household_id"], where, "household_id"),
+        _text(item["kind"], where, "kind"),
+        direction,
+        utc_iso(_time(item["at"], where, "at")),
+    )
+
+
+def _entry_key(where: str, item: Mapping[str, object]) -> tuple[str, int, str]:
+    seq = item["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ValueError(f"{where}: seq must be a positive int, got {seq!r}")
+    return (
+        _text(item["stream_id"], where, "stream_id"),
+        seq,
+        _text(item["gate_id"], where, "gate_id"),
+    )
+
+
 _PARSERS: dict[str, Callable[[str, Mapping[str, object]], Row]] = {
     "keys": _parse_key,
     "revocations": _parse_revocation,
     "isolations": _parse_isolation,
     "settings": _parse_setting,
     DIRECTORY: _parse_directory,
+    "alerts": _parse_alert,
+    "passages": _parse_passage,
 }
 # The fields of each list's items; the first is the item's identity, for the duplicate check.
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -203,6 +271,8 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "isolations": ("household_id", "start", "end"),
     "settings": ("key", "value"),
     DIRECTORY: TABLES[DIRECTORY][1],
+    "alerts": TABLES["alerts"][1],
+    "passages": TABLES["passages"][1],
 }
 
 

@@ -284,6 +284,62 @@ CREATE TABLE centre_keys (
 ALTER TABLE sync_state ADD COLUMN lists_checked_at TEXT;
 """
 
+# What the other gates of the compound report through the centre (the compound lists):
+# alerts about isolated households, and passages the compound's rules count (other
+# gates' resident and tenant exits, visitor entries). Their names join the versioned
+# lists (the table rebuilt, as in 0003). Keyed by the entry they come from, so the
+# gate's own entries coming back are recognised (stream id, seq).
+_V8_COMPOUND_LISTS = """
+CREATE TABLE list_versions_v8 (
+    name TEXT PRIMARY KEY
+        CHECK (name IN ('keys', 'revocations', 'isolations', 'settings', 'directory',
+                        'alerts', 'passages')),
+    version INTEGER NOT NULL CHECK (version >= 1),
+    applied_at TEXT NOT NULL
+) STRICT;
+
+INSERT INTO list_versions_v8 (name, version, applied_at)
+    SELECT name, version, applied_at FROM list_versions;
+
+DROP TABLE list_versions;
+
+ALTER TABLE list_versions_v8 RENAME TO list_versions;
+
+CREATE TRIGGER list_versions_only_rise BEFORE UPDATE ON list_versions
+WHEN NEW.version <= OLD.version
+BEGIN
+    SELECT RAISE(ABORT, 'a gate list never goes back to an older or equal version');
+END;
+
+CREATE TABLE alerts (
+    stream_id TEXT NOT NULL,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    gate_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    pass_id TEXT,
+    PRIMARY KEY (stream_id, seq)
+) STRICT;
+CREATE INDEX alerts_by_time ON alerts (at);
+
+CREATE TABLE passages (
+    stream_id TEXT NOT NULL,
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    gate_id TEXT NOT NULL,
+    pass_id TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    at TEXT NOT NULL,
+    PRIMARY KEY (stream_id, seq)
+) STRICT;
+CREATE INDEX passages_by_household ON passages (household_id, direction, at);
+CREATE INDEX passages_by_pass ON passages (pass_id, direction, at);
+"""
+
 
 def numbered(name: str) -> Callable[[_Step], _Step]:
     """Register the next migration, whose name must start with its 4-digit number."""
@@ -334,6 +390,12 @@ def _sync_state(db: Database) -> None:
 def _centre_keys(db: Database) -> None:
     """The centre keys whose signature the gate's lists must carry; when lists were checked."""
     run_script(db, _V7_CENTRE_KEYS)
+
+
+@numbered("0008_compound_lists")
+def _compound_lists(db: Database) -> None:
+    """Alerts and passages from the other gates of the compound."""
+    run_script(db, _V8_COMPOUND_LISTS)
 
 
 def split_statements(script: str) -> list[str]:

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from gate_agent.core.reasons import GateMode
 from gate_agent.ledger import directory
 from gate_agent.ledger.db import Store, first_row
-from gate_agent.ledger.items import DIRECTORY, LIST_NAMES, TABLES, prepare
+from gate_agent.ledger.items import COMPOUND_LISTS, DIRECTORY, LIST_NAMES, TABLES, prepare
 from gate_agent.ledger.records import utc_iso
 from gate_agent.ledger.summary import aware_iso
 
@@ -58,6 +58,14 @@ class ListChange:
 
 
 MODES = frozenset(mode.value for mode in GateMode)
+
+
+def _setting(db: Database, key: str) -> object:
+    """A setting from the centre as stored (JSON decoded), None when not set."""
+    row = first_row(db, "SELECT value FROM settings WHERE key = ?", (key,))
+    return None if row is None else json.loads(row["value"])
+
+
 MAX_HISTORY = 1000
 
 
@@ -184,6 +192,14 @@ class GateState:
                     (change.name, change.version, applied_at),
                 )
                 applied.append(change.name)
+            if "settings" in applied:
+                # New settings may mean a new quota window or another compound (the
+                # centre raises the settings version when a gate moves): what the centre
+                # sends of the compound lists then differs at versions the gate holds
+                # already. Held at 0, they come again whole at the next request.
+                for name in COMPOUND_LISTS:
+                    if name not in applied:
+                        db.execute("DELETE FROM list_versions WHERE name = ?", (name,))
             new_mode = self._centre_mode(db)
             if new_mode is not None and new_mode != old_mode:
                 db.execute(
@@ -200,11 +216,63 @@ class GateState:
 
     @staticmethod
     def _centre_mode(db: Database) -> str | None:
-        row = first_row(db, "SELECT value FROM settings WHERE key = 'mode'")
-        if row is None:
-            return None
-        value = json.loads(row["value"])
+        value = _setting(db, "mode")
         return value if isinstance(value, str) and value in MODES else None
+
+    # -- what the other gates of the compound report -------------------------------------------
+
+    def compound_versions(self) -> dict[str, int]:
+        """The version of each compound list held (``alerts``, ``passages``), 0 if none."""
+        versions = dict.fromkeys(COMPOUND_LISTS, 0)
+        with self._store.read() as db:
+            for row in db.query("SELECT name, version FROM list_versions"):
+                if row["name"] in versions:
+                    versions[row["name"]] = row["version"]
+        return versions
+
+    def alerts(self, since: datetime, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Alerts of the compound's gates at or after ``since``, newest first.
+
+        Each is a dict of ``gate_id``, ``stream_id``, ``seq``, ``at`` (aware UTC),
+        ``reason``, ``household_id``, ``unit``, ``display_name`` (masked, "" when not
+        known) and ``pass_id`` (None for a registration), as the centre sent them.
+        """
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT gate_id, stream_id, seq, at, reason, household_id, unit, display_name,"
+                " pass_id FROM alerts WHERE at >= ? ORDER BY at DESC, gate_id, seq DESC LIMIT ?",
+                (aware_iso(since, "since"), limit),
+            )
+            return [{**row, "at": datetime.fromisoformat(row["at"])} for row in rows]
+
+    def household_passages(
+        self, household_id: str, direction: str, since: datetime
+    ) -> list[tuple[str, int, datetime]]:
+        """Passages of a household through the compound's gates (the ``passages`` list)
+        at or after ``since`` in ``direction``: (stream id, seq, time), oldest first."""
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT stream_id, seq, at FROM passages"
+                " WHERE household_id = ? AND direction = ? AND at >= ? ORDER BY at, seq",
+                (household_id, direction, aware_iso(since, "since")),
+            )
+            return [(r["stream_id"], r["seq"], datetime.fromisoformat(r["at"])) for r in rows]
+
+    def pass_passages(
+        self, pass_id: str, direction: str, since: datetime
+    ) -> list[tuple[str, int, str, datetime]]:
+        """Passages of one pass through the compound's gates (a visitor's entries) at or
+        after ``since`` in ``direction``: (stream id, seq, gate id, time), oldest first."""
+        with self._store.read() as db:
+            rows = db.query(
+                "SELECT stream_id, seq, gate_id, at FROM passages"
+                " WHERE pass_id = ? AND direction = ? AND at >= ? ORDER BY at, seq",
+                (pass_id, direction, aware_iso(since, "since")),
+            )
+            return [
+                (r["stream_id"], r["seq"], r["gate_id"], datetime.fromisoformat(r["at"]))
+                for r in rows
+            ]
 
     # -- the centre keys that sign the lists ---------------------------------------------------
 

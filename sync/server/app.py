@@ -4,7 +4,9 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``POST /v1/gates/enrol``, ``POST /v1/gates/{gate}/streams/{stream}/batches``,
 ``GET /v1/gates/{gate}/streams/{stream}``, ``GET /v1/gates/{gate}/lists``,
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
-``GET /v1/admin/entries``, ``GET /v1/admin/logs``.
+``GET /v1/admin/entries``, ``GET /v1/admin/logs``; visitor passes under
+``/v1/admin/visitors`` (``sync/server/visitors_api.py``), the compounds' routes in
+``compounds_api``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from sync import pull
-from sync.errors import StoreError
+from sync.compound_lists import derived_lists, placed
+from sync.errors import StoreError, WrongPlace
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
+from sync.server import compounds_api, visitors_api
 from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.server.stats_api import register as register_admin_data
@@ -48,6 +52,9 @@ class EnrolRequest(BaseModel):
 
     gate_id: Annotated[str, Field(pattern=GATE_ID)]
     code: Annotated[str, Field(min_length=1, max_length=64)]
+    # Where the gate's config says it is (GateIdentity); older gates send neither.
+    compound_id: Annotated[str, Field(pattern=GATE_ID)] | None = None
+    community_id: Annotated[str, Field(pattern=GATE_ID)] | None = None
 
 
 def utc_now() -> datetime:
@@ -84,6 +91,8 @@ def create_app(
             return error(401, "unauthorized", "the admin token is needed", **_challenge())
         return None
 
+    app.include_router(visitors_api.router(issuer, admin_auth, clock))
+
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
         logger.error("store error on %s: %s", request.url.path, exc)
@@ -93,8 +102,22 @@ def create_app(
     def enrol(body: EnrolRequest) -> dict[str, Any] | JSONResponse:
         token = new_token()
         code_hash = secret_hash(normalise_code(body.code))
-        if not store.enrol(body.gate_id, code_hash, secret_hash(token), clock()):
+        before = store.gate_place(body.gate_id)
+        try:
+            enrolled = store.enrol(
+                body.gate_id,
+                code_hash,
+                secret_hash(token),
+                clock(),
+                compound=body.compound_id,
+                community=body.community_id,
+            )
+        except WrongPlace as exc:
+            return error(409, "wrong_place", str(exc))
+        if not enrolled:
             return error(403, "enrol_refused", "the code is unknown, used or expired")
+        if store.gate_place(body.gate_id)[0] != before[0]:
+            placed(issuer.store)
         # The gate pins the centre key it learns here: every lists document must carry
         # its signature. The installer trusts this answer as they trust the code.
         return {"token": token, "centre_key": issuer.centre_public()}
@@ -111,7 +134,14 @@ def create_app(
         held = _parse_have(have)
         if held is None:
             return error(422, "bad_have", "have is name:version pairs separated by commas")
-        document = issuer.signed_lists(clock(), gate_id=gate, have=held)
+        now = clock()
+        compound = store.gate_place(gate)[0]
+        extra = (
+            []
+            if compound is None
+            else derived_lists(store, issuer.store, compound=compound, have=held, now=now)
+        )
+        document = issuer.signed_lists(now, gate_id=gate, have=held, compound=compound, extra=extra)
         return Response(
             json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
             media_type="application/json",
@@ -246,6 +276,7 @@ def create_app(
 
     # The admin page's statistics, traces and ledgers (sync/server/stats_api.py).
     register_admin_data(app, store=store, issuer=issuer.store, admin_auth=admin_auth, clock=clock)
+    compounds_api.register(app, store, issuer, admin_auth=admin_auth, error=error, clock=clock)
     return app
 
 
@@ -283,6 +314,8 @@ def _iso(moment: datetime | None) -> str | None:
 def _gate_json(view: GateView, horizon: datetime) -> dict[str, Any]:
     return {
         "gate_id": view.gate_id,
+        "compound": view.compound,
+        "community": view.community,
         "enrolled": view.enrolled_at is not None,
         "enrolled_at": _iso(view.enrolled_at),
         "last_seen": _iso(view.last_seen),

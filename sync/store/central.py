@@ -23,9 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gate_agent.core.passes import PassFields
+
+if TYPE_CHECKING:
+    from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,16 @@ class IsolationRow:
     lifted_at: str | None
 
 
+@dataclass(frozen=True)
+class QuotaRow:
+    """A compound's exit quota as set (or, in the history, cleared: ``quota`` None)."""
+
+    compound: str
+    quota: str | None
+    set_at: str
+    set_by: str
+
+
 #: A gate setting as stored: (gate_id, key, value, set_at, set_by); gate '' is every gate.
 SettingRow = tuple[str, str, object, str, str]
 
@@ -244,8 +257,26 @@ class IssuerStore(Protocol):
     def settings_rows(self) -> list[SettingRow]:
         """Every setting, by gate id and key."""
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: those for every gate, then its compound's (the
+        compound's ``exit_quota``), then its own."""
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes issued, not revoked and valid until after ``now``, by pass id."""
@@ -267,8 +298,15 @@ class IssuerStore(Protocol):
     def residents(self, compound: str | None = None) -> list[Resident]:
         """Recorded persons (of one compound, or all), by household id, then person id."""
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
-        """Record several issued passes and their holders in one transaction, one version."""
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
+        """Record several issued passes and their holders in one transaction, one version.
+
+        With ``skip_held``, passes whose holder already holds a live pass of that kind are
+        left out, checked in the transaction (concurrent bulk runs issue each person one).
+        Returns the ids recorded, in order.
+        """
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
         """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
@@ -286,11 +324,58 @@ class IssuerStore(Protocol):
         """Record ``fields`` as the successor of ``old_id`` (same holder) and revoke the old
         one with ``reason``, in one transaction; ``Conflict`` when it is revoked already."""
 
+    # -- visitor requests (``sync.store.visitors_sql``, ``sync.visitors``) ------------------
 
-def merged_settings(rows: Iterable[SettingRow], gate_id: str) -> dict[str, object]:
-    """The settings for every gate ('' rows), overridden by ``gate_id``'s own."""
+    def household(self, household_id: str) -> Household | None:
+        """The recorded household, or None."""
+
+    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
+        """Record a pending request; its id. ``VisitorRefused('unknown_host')`` when the
+        host household is not among the residents."""
+
+    def visitor_request(self, request_id: int) -> VisitorRequest:
+        """One visitor request; ``NotFound`` when there is none."""
+
+    def visitor_requests(
+        self, *, pending: bool = False, household_id: str | None = None
+    ) -> list[VisitorRequest]:
+        """Visitor requests (only pending, only one host's), oldest first."""
+
+    def visitor_passes(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[VisitorRequest]:
+        """Approved requests whose visit overlaps ``[since, until)``, by start."""
+
+    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
+        """Every state a request went through, oldest first."""
+
+    def approve_visitor_request(
+        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
+    ) -> None:
+        """Approve a pending request and record its pass in one transaction; issues
+        nothing and raises ``VisitorRefused('already_decided')`` when it was decided."""
+
+    def issue_visitor_pass(
+        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
+    ) -> int:
+        """Record a request approved at once by its requester, and its pass; its id."""
+
+    def close_visitor_request(
+        self, request_id: int, state: str, *, by: str, note: str, now: datetime
+    ) -> None:
+        """Reject or cancel (``state``) a pending request with ``note``; else
+        ``VisitorRefused('already_decided')``."""
+
+
+def merged_settings(
+    rows: Iterable[SettingRow], gate_id: str, compound_quota: str | None = None
+) -> dict[str, object]:
+    """The settings for every gate ('' rows), then the gate's compound's exit quota, then
+    ``gate_id``'s own."""
     listed = list(rows)
     merged = {key: value for owner, key, value, _, _ in listed if owner == ""}
+    if compound_quota is not None:
+        merged["exit_quota"] = compound_quota
     merged.update({key: value for owner, key, value, _, _ in listed if owner == gate_id})
     return merged
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound
-from sync.store import residents_sql
+from sync.store import compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -35,6 +35,7 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
+    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
@@ -46,6 +47,7 @@ from sync.store.postgres_base import (
     aware,
     psycopg,
 )
+from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 #: A smaller pool than the streams': issuing is rare, list reads are cached per version.
 CENTRAL_POOL_SIZE = 4
@@ -122,6 +124,10 @@ _MIGRATIONS: Migrations = (
     ("ALTER TABLE issuer_keys ADD COLUMN retire_at timestamptz",),
     # 3: residents, households and who holds which pass (``residents_sql``).
     residents_sql.POSTGRES_MIGRATION,
+    # 4: visitor requests and their history; one-time passes (``visitors_sql``).
+    visitors_sql.POSTGRES_MIGRATION,
+    # 5: compounds' exit quotas and their history (``compounds_sql``).
+    compounds_sql.POSTGRES_MIGRATION,
 )
 
 
@@ -305,8 +311,8 @@ class PostgresCentralStore(PostgresDatabase):
             # The primary key claims the id: two issuers cannot both record it.
             added = conn.execute(
                 "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
-                " display_name, unit, exit_quota, key_id, text, issued_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " display_name, unit, exit_quota, key_id, text, issued_at, once)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (pass_id) DO NOTHING",
                 (
                     fields.pass_id,
@@ -321,6 +327,7 @@ class PostgresCentralStore(PostgresDatabase):
                     kid,
                     text,
                     aware(now),
+                    fields.once,
                 ),
             ).rowcount
             if not added:
@@ -492,9 +499,41 @@ class PostgresCentralStore(PostgresDatabase):
             ).fetchall()
         return [(g, k, json.loads(v), _iso(at), by) for g, k, v, at, by in rows]
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
-        return merged_settings(self.settings_rows(), gate_id)
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: every gate's, its compound's, then its own."""
+        quota = None if compound is None else self.compound_quota(compound)
+        return merged_settings(self.settings_rows(), gate_id, quota)
+
+    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+        with self._tx("set compound quota") as conn:
+            compounds_sql.set_quota(
+                _runner(conn), partial(self._bump, conn), aware, compound, quota, by, now
+            )
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+        with self._tx("read compound quotas") as conn:
+            return compounds_sql.quotas(_runner(conn))
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+        with self._tx("read compound quota") as conn:
+            return compounds_sql.quota_of(_runner(conn), compound)
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+        with self._tx("read compound quota history") as conn:
+            return compounds_sql.history(_runner(conn), compound)
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
+        with self._tx("read pass labels") as conn:
+            return compounds_sql.pass_labels(_runner(conn), pass_ids)
 
     # -- directory ----------------------------------------------------------------------
 
@@ -504,12 +543,14 @@ class PostgresCentralStore(PostgresDatabase):
         A pass that expires drops out without a new version: gates refuse it as expired
         anyway, and the next change sends the list without it.
         """
-        # Vehicles have no one to look up; every other kind is a person.
+        # Vehicles have no one to look up; every other kind is a person. A one-time
+        # pass is left out: a guard's lookup cannot tell whether it was used.
         with self._tx("read directory") as conn:
             rows = conn.execute(
                 "SELECT pass_id, kind, household_id, scope, valid_from, valid_until,"
                 " display_name, unit, exit_quota FROM passes"
                 " WHERE revoked_at IS NULL AND valid_until > %s AND kind <> 'vehicle'"
+                " AND once = FALSE"
                 " ORDER BY pass_id",
                 (aware(now),),
             ).fetchall()
@@ -555,11 +596,24 @@ class PostgresCentralStore(PostgresDatabase):
         with self._tx("read residents") as conn:
             return residents_sql.residents(_runner(conn), compound)
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
         """Record several issued passes and their holders in one transaction, one version."""
         with self._tx("add passes") as conn:
-            residents_sql.add_passes(
-                _runner(conn), partial(self._bump, conn), aware, issued=issued, kid=kid, now=now
+            if skip_held:
+                # One bulk run of a kind at a time from here to commit: the holders read
+                # next include every pass another run has recorded.
+                for kind in sorted({fields.kind.value for fields, _, _ in issued}):
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"bulk:{kind}",))
+            return residents_sql.add_passes(
+                _runner(conn),
+                partial(self._bump, conn),
+                aware,
+                issued=issued,
+                kid=kid,
+                now=now,
+                skip_held=skip_held,
             )
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
@@ -591,6 +645,79 @@ class PostgresCentralStore(PostgresDatabase):
                 reason=reason,
                 now=now,
             )
+
+    # -- visitor requests and their passes (the SQL is in ``visitors_sql``) -------------------
+
+    def household(self, household_id: str) -> Household | None:
+        """The recorded household, or None."""
+        with self._tx("read household") as conn:
+            return visitors_sql.household(_runner(conn), household_id)
+
+    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
+        """Record a pending visitor request; its id."""
+        with self._tx("add visitor request") as conn:
+            return visitors_sql.add_request(_runner(conn), aware, draft, now)
+
+    def visitor_request(self, request_id: int) -> VisitorRequest:
+        """One visitor request; ``NotFound`` when there is none."""
+        with self._tx("read visitor request") as conn:
+            return visitors_sql.get(_runner(conn), request_id)
+
+    def visitor_requests(
+        self, *, pending: bool = False, household_id: str | None = None
+    ) -> list[VisitorRequest]:
+        """Visitor requests (only pending, only one host's), oldest first."""
+        with self._tx("read visitor requests") as conn:
+            return visitors_sql.requests(_runner(conn), pending=pending, household_id=household_id)
+
+    def visitor_passes(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[VisitorRequest]:
+        """Approved requests whose visit overlaps ``[since, until)``, by start."""
+        with self._tx("read visitor passes") as conn:
+            return visitors_sql.issued_between(_runner(conn), aware, since, until)
+
+    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
+        """Every state a request went through, oldest first."""
+        with self._tx("read visitor history") as conn:
+            return visitors_sql.history(_runner(conn), request_id)
+
+    def approve_visitor_request(
+        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
+    ) -> None:
+        """Approve a pending request and record its pass in one transaction.
+
+        The conditional update locks the request's row: a second approver at the same
+        moment waits, then finds it approved and issues nothing.
+        """
+        with self._tx("approve visitor request") as conn:
+            visitors_sql.approve(
+                _runner(conn), partial(self._bump, conn), aware,
+                request_id=request_id, issued=issued, kid=kid, by=by, now=now,
+            )  # fmt: skip
+
+    def issue_visitor_pass(
+        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
+    ) -> int:
+        """Record a request approved at once by its requester, and its pass; its id."""
+        with self._tx("issue visitor pass") as conn:
+            run = _runner(conn)
+            request_id = visitors_sql.add_request(run, aware, draft, now)
+            visitors_sql.approve(
+                run, partial(self._bump, conn), aware, request_id=request_id, issued=issued,
+                kid=kid, by=draft.requested_by, now=now, direct=True,
+            )  # fmt: skip
+        return request_id
+
+    def close_visitor_request(
+        self, request_id: int, state: str, *, by: str, note: str, now: datetime
+    ) -> None:
+        """Reject or cancel a pending request, with why."""
+        with self._tx("close visitor request") as conn:
+            visitors_sql.close(
+                _runner(conn), aware,
+                request_id=request_id, state=state, by=by, note=note, now=now,
+            )  # fmt: skip
 
 
 class _Rollback(Exception):

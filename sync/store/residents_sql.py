@@ -179,18 +179,34 @@ def add_passes(
     issued: Sequence[IssuedPass],
     kid: str,
     now: datetime,
-) -> None:
-    """Record passes and their holders; one ``directory`` version for them all."""
+    skip_held: bool = False,
+) -> list[str]:
+    """Record passes and their holders; one ``directory`` version for them all.
+
+    With ``skip_held``, a pass whose holder already holds a live pass of its kind is
+    left out (checked in this transaction, so two bulk runs at once issue each person
+    one pass). Returns the ids of the passes recorded, in order.
+    """
+    if skip_held:
+        held = {
+            kind: live_holders(run, when, kind, now)
+            for kind in {fields.kind.value for fields, _, holder in issued if holder is not None}
+        }
+        issued = [
+            (fields, text, holder)
+            for fields, text, holder in issued
+            if holder is None or holder not in held[fields.kind.value]
+        ]
     if not issued:
-        return
+        return []
     for fields, text, holder in issued:
         if run("SELECT 1 FROM passes WHERE pass_id = ?", (fields.pass_id,)):
             raise Conflict(f"pass {fields.pass_id} was issued already: reissue it under a new id")
         quota = fields.exit_quota
         run(
             "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
-            " display_name, unit, exit_quota, key_id, text, issued_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " display_name, unit, exit_quota, key_id, text, issued_at, once)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 fields.pass_id,
                 fields.kind.value,
@@ -204,6 +220,7 @@ def add_passes(
                 kid,
                 text,
                 when(now),
+                fields.once,
             ),
         )
         if holder is not None:
@@ -211,7 +228,9 @@ def add_passes(
                 "INSERT INTO pass_holders(pass_id, person_id) VALUES (?, ?)",
                 (fields.pass_id, holder),
             )
-    bump("directory", *(fields.pass_id for fields, _, _ in issued))
+    recorded = [fields.pass_id for fields, _, _ in issued]
+    bump("directory", *recorded)
+    return recorded
 
 
 def live_holders(run: Run, when: When, kind: str, now: datetime) -> set[int]:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
-from sync.store import residents_sql
+from sync.store import compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -30,11 +30,13 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
+    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
 )
 from sync.store.central import iso as _iso
+from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 __all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
 
@@ -119,7 +121,9 @@ class SqliteCentralStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._db.executescript(residents_sql.SQLITE_SCHEMA)
+            self._db.executescript(compounds_sql.SQLITE_SCHEMA)
             _upgrade(self._db)
+            self._db.executescript(visitors_sql.SQLITE_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
         self.path = path
@@ -295,8 +299,8 @@ class SqliteCentralStore:
                 )
             db.execute(
                 "INSERT INTO passes(pass_id, kind, household_id, scope, valid_from, valid_until,"
-                " display_name, unit, exit_quota, key_id, text, issued_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " display_name, unit, exit_quota, key_id, text, issued_at, once)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fields.pass_id,
                     fields.kind.value,
@@ -310,6 +314,7 @@ class SqliteCentralStore:
                     kid,
                     text,
                     _iso(now),
+                    fields.once,
                 ),
             )
             self._bump(db, "directory", fields.pass_id)
@@ -463,9 +468,41 @@ class SqliteCentralStore:
             ).fetchall()
         return [(g, k, json.loads(v), at, by) for g, k, v, at, by in rows]
 
-    def settings_for(self, gate_id: str) -> dict[str, object]:
-        """The settings a gate gets: those for every gate, overridden by its own."""
-        return merged_settings(self.settings_rows(), gate_id)
+    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
+        """The settings a gate gets: every gate's, its compound's, then its own."""
+        quota = None if compound is None else self.compound_quota(compound)
+        return merged_settings(self.settings_rows(), gate_id, quota)
+
+    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+        with self._tx() as db:
+            compounds_sql.set_quota(
+                _runner(db), partial(self._bump, db), _iso, compound, quota, by, now
+            )
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+        with self._lock:
+            return compounds_sql.quotas(_runner(self._db))
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+        with self._lock:
+            return compounds_sql.quota_of(_runner(self._db), compound)
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+        with self._lock:
+            return compounds_sql.history(_runner(self._db), compound)
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
+        with self._lock:
+            return compounds_sql.pass_labels(_runner(self._db), pass_ids)
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes in force or to come: issued, not revoked, valid until after ``now``.
@@ -473,11 +510,13 @@ class SqliteCentralStore:
         A pass that expires drops out without a new version: gates refuse it as expired
         anyway, and the next change sends the list without it.
         """
-        # Vehicles have no one to look up; every other kind is a person.
+        # Vehicles have no one to look up; every other kind is a person. A one-time
+        # pass is left out: a guard's lookup cannot tell whether it was used.
         rows = self._db.execute(
             "SELECT pass_id, kind, household_id, scope, valid_from, valid_until,"
             " display_name, unit, exit_quota FROM passes"
             " WHERE revoked_at IS NULL AND valid_until > ? AND kind <> 'vehicle'"
+            " AND once = FALSE"
             " ORDER BY pass_id",
             (_iso(now),),
         )
@@ -510,11 +549,19 @@ class SqliteCentralStore:
         with self._lock:
             return residents_sql.residents(_runner(self._db), compound)
 
-    def add_passes(self, issued: Sequence[IssuedPass], kid: str, now: datetime) -> None:
+    def add_passes(
+        self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
+    ) -> list[str]:
         """Record several issued passes and their holders in one transaction, one version."""
         with self._tx() as db:
-            residents_sql.add_passes(
-                _runner(db), partial(self._bump, db), _iso, issued=issued, kid=kid, now=now
+            return residents_sql.add_passes(
+                _runner(db),
+                partial(self._bump, db),
+                _iso,
+                issued=issued,
+                kid=kid,
+                now=now,
+                skip_held=skip_held,
             )
 
     def live_holders(self, kind: str, now: datetime) -> set[int]:
@@ -545,6 +592,77 @@ class SqliteCentralStore:
                 now=now,
             )
 
+    # -- visitor requests and their passes (the SQL is in ``visitors_sql``) -------------------
+
+    def household(self, household_id: str) -> Household | None:
+        """The recorded household, or None."""
+        with self._lock:
+            return visitors_sql.household(_runner(self._db), household_id)
+
+    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
+        """Record a pending visitor request; its id."""
+        with self._tx() as db:
+            return visitors_sql.add_request(_runner(db), _iso, draft, now)
+
+    def visitor_request(self, request_id: int) -> VisitorRequest:
+        """One visitor request; ``NotFound`` when there is none."""
+        with self._lock:
+            return visitors_sql.get(_runner(self._db), request_id)
+
+    def visitor_requests(
+        self, *, pending: bool = False, household_id: str | None = None
+    ) -> list[VisitorRequest]:
+        """Visitor requests (only pending, only one host's), oldest first."""
+        with self._lock:
+            return visitors_sql.requests(
+                _runner(self._db), pending=pending, household_id=household_id
+            )
+
+    def visitor_passes(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[VisitorRequest]:
+        """Approved requests whose visit overlaps ``[since, until)``, by start."""
+        with self._lock:
+            return visitors_sql.issued_between(_runner(self._db), _iso, since, until)
+
+    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
+        """Every state a request went through, oldest first."""
+        with self._lock:
+            return visitors_sql.history(_runner(self._db), request_id)
+
+    def approve_visitor_request(
+        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
+    ) -> None:
+        """Approve a pending request and record its pass in one transaction."""
+        with self._tx() as db:
+            visitors_sql.approve(
+                _runner(db), partial(self._bump, db), _iso,
+                request_id=request_id, issued=issued, kid=kid, by=by, now=now,
+            )  # fmt: skip
+
+    def issue_visitor_pass(
+        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
+    ) -> int:
+        """Record a request approved at once by its requester, and its pass; its id."""
+        with self._tx() as db:
+            run = _runner(db)
+            request_id = visitors_sql.add_request(run, _iso, draft, now)
+            visitors_sql.approve(
+                run, partial(self._bump, db), _iso, request_id=request_id, issued=issued,
+                kid=kid, by=draft.requested_by, now=now, direct=True,
+            )  # fmt: skip
+        return request_id
+
+    def close_visitor_request(
+        self, request_id: int, state: str, *, by: str, note: str, now: datetime
+    ) -> None:
+        """Reject or cancel a pending request, with why."""
+        with self._tx() as db:
+            visitors_sql.close(
+                _runner(db), _iso,
+                request_id=request_id, state=state, by=by, note=note, now=now,
+            )  # fmt: skip
+
 
 class _Rollback(Exception):
     """Ends a dry run's transaction, carrying what it would have done."""
@@ -566,6 +684,9 @@ def _upgrade(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
     if "retire_at" not in columns:
         db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
+    if "once" not in {row[1] for row in db.execute("PRAGMA table_info(passes)")}:
+        # A file from before one-time passes: every pass it holds is not one.
+        db.execute("ALTER TABLE passes ADD COLUMN once INTEGER NOT NULL DEFAULT 0")
 
 
 #: The name this store had before PostgreSQL could hold the same data.

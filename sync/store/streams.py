@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sync.errors import WrongPlace
 from sync.protocol import Ack, Batch, StreamConflict
 from sync.store.stats import EntryStats, StatsQuery
 
@@ -38,6 +39,8 @@ class GateView:
     last_clock_offset_ms: int | None
     last_backlog: int | None
     streams: tuple[StreamView, ...]
+    compound: str | None = None  # where the gate is (see ``set_place``); None: not known
+    community: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,13 @@ class EntryRecord:
 
 def entry_time(record: EntryRecord) -> datetime | None:
     """When an entry happened: its corrected time, else the gate's own (None if unreadable)."""
-    if record.corrected_time is not None:
-        return record.corrected_time
-    wall = record.wall_time
+    return entry_time_of(record.wall_time, record.corrected_time)
+
+
+def entry_time_of(wall: str | None, corrected: datetime | None) -> datetime | None:
+    """An entry's time from its two time columns (see ``entry_time``)."""
+    if corrected is not None:
+        return corrected
     try:
         moment = datetime.fromisoformat(wall) if wall else None
     except ValueError:
@@ -87,6 +94,60 @@ class EntryQuery:
 
 
 @dataclass(frozen=True)
+class RecentQuery:
+    """Unflagged entries of some gates since a time, as the gates of a compound share them.
+
+    Every field given must match: the entry's ``reason`` one of ``reasons``, its
+    ``pass_kind`` one of ``pass_kinds``, its ``direction`` and ``outcome``. Served by
+    the indexes ``entries_gate_reason`` and ``entries_gate_passage``.
+    """
+
+    gate_ids: tuple[str, ...]
+    since: datetime
+    reasons: tuple[str, ...] = ()
+    pass_kinds: tuple[str, ...] = ()
+    direction: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class RecentEntry:
+    """What the compound lists need of a stored entry, read without its whole content."""
+
+    ingest_id: int
+    gate_id: str
+    stream_id: str
+    seq: int
+    at: datetime | None  # its corrected time, else the gate's own (None: unreadable)
+    reason: str | None
+    pass_id: str | None
+    pass_kind: str | None
+    household_id: str | None
+    direction: str | None
+    personal: str | None  # the personal data's JSON text (a registration's), if kept
+
+
+#: The fields of ``RecentEntry`` read from an entry's content, in order.
+RECENT_FIELDS = ("reason", "pass_id", "pass_kind", "household_id", "direction", "personal")
+
+
+def recent_entry(row: Sequence[Any]) -> RecentEntry:
+    """A ``RecentEntry`` from ingest id, gate, stream, seq, wall time, corrected time (a
+    datetime or ISO text), then the ``RECENT_FIELDS``."""
+    ingest_id, gate_id, stream_id, seq, wall, corrected, *fields = row
+    if isinstance(corrected, str):
+        corrected = datetime.fromisoformat(corrected)
+    when = entry_time_of(wall, corrected)
+    reason, pass_id, kind, household, direction, personal = (
+        None if value is None else str(value) for value in fields
+    )
+    return RecentEntry(
+        int(ingest_id), gate_id, stream_id, int(seq), when, reason, pass_id, kind, household,
+        direction, personal,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class SyncLogRow:
     """One batch as the centre answered it."""
 
@@ -105,8 +166,37 @@ class StreamStore(Protocol):
     def add_enrol_code(self, gate_id: str, code_hash: str, expires_at: datetime) -> None:
         """Record a one-time enrolment code (its hash) for a gate, creating the gate."""
 
-    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
-        """Consume a valid code and set the gate's token; False when the code is not good."""
+    def enrol(
+        self,
+        gate_id: str,
+        code_hash: str,
+        token_hash: str,
+        now: datetime,
+        *,
+        compound: str | None = None,
+        community: str | None = None,
+    ) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good.
+
+        ``compound``/``community`` are where the gate says it is: recorded when the
+        centre has none; ``WrongPlace`` (nothing changes, the code stays unused) when
+        the centre holds another.
+        """
+
+    def set_place(self, gate_id: str, compound: str, community: str | None) -> None:
+        """Record where a gate is (creating the gate); ``community`` None keeps the held one."""
+
+    def compound_gates(self, compound: str) -> list[str]:
+        """The ids of the gates placed in ``compound``, sorted."""
+
+    def gate_place(self, gate_id: str) -> tuple[str | None, str | None]:
+        """(compound, community) of a gate; None for what is not known."""
+
+    def recent_entries(self, query: RecentQuery, limit: int) -> list[RecentEntry]:
+        """Up to ``limit`` unflagged entries matching ``query``, newest first, by index.
+
+        The window may be widened by ``TIME_SLACK``; callers keep rows by ``entry_time``.
+        """
 
     def gate_for_token(self, token_hash: str) -> str | None:
         """The gate whose token has this hash, or None."""
@@ -159,3 +249,23 @@ class StreamStore(Protocol):
 
     def close(self) -> None:
         """Release the database."""
+
+
+def check_place(
+    gate_id: str,
+    held: tuple[str | None, str | None],
+    compound: str | None,
+    community: str | None,
+) -> tuple[str | None, str | None]:
+    """The place to record when a gate enrols saying it is at ``compound``/``community``.
+
+    What the centre holds wins where the gate says nothing; a different value is the
+    installer's config gone wrong: ``WrongPlace``.
+    """
+    for name, have, said in (("compound", held[0], compound), ("community", held[1], community)):
+        if have is not None and said is not None and have != said:
+            raise WrongPlace(
+                f"gate {gate_id} is in {name} {have} at the centre, not {said}:"
+                " fix the gate's config or `gate-sync gates place` it"
+            )
+    return (held[0] or compound, held[1] or community)

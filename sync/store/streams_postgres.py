@@ -40,8 +40,12 @@ from sync.store.streams import (
     EntryQuery,
     EntryRecord,
     GateView,
+    RecentEntry,
+    RecentQuery,
     StreamView,
     SyncLogRow,
+    check_place,
+    recent_entry,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,11 +144,29 @@ _MIGRATIONS: Migrations = (
         "CREATE INDEX entries_pass ON entries((gate_entry_json(content) ->> 'pass_id'))",
         "CREATE INDEX entries_household ON entries((gate_entry_json(content) ->> 'household_id'))",
     ),
+    # 3: where each gate is, and the indexes of the compound lists (alerts, passages).
+    (
+        'ALTER TABLE gates ADD COLUMN compound text COLLATE "C",'
+        ' ADD COLUMN community text COLLATE "C"',
+        "CREATE INDEX gates_compound ON gates(compound)",
+        "CREATE INDEX entries_gate_reason ON entries(gate_id,"
+        " (gate_entry_json(content) ->> 'reason'), gate_entry_time(corrected_time, wall_time))",
+        "CREATE INDEX entries_gate_passage ON entries(gate_id,"
+        " (gate_entry_json(content) ->> 'pass_kind'), (gate_entry_json(content) ->> 'direction'),"
+        " gate_entry_time(corrected_time, wall_time))",
+    ),
 )
 
 _SELECT_ENTRIES: LiteralString = (
     "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
     " problem, wall_time, corrected_time, received_at FROM entries"
+)
+#: What the compound lists read of an entry (``RecentEntry``), the content parsed once.
+_SELECT_RECENT: LiteralString = (
+    "SELECT ingest_id, gate_id, stream_id, seq, wall_time, corrected_time,"
+    " j ->> 'reason', j ->> 'pass_id', j ->> 'pass_kind', j ->> 'household_id',"
+    " j ->> 'direction', j ->> 'personal'"
+    " FROM entries, LATERAL (SELECT gate_entry_json(content) AS j) AS parsed"
 )
 _COPY_ENTRIES: LiteralString = (
     "COPY entries (ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
@@ -172,8 +194,21 @@ class PostgresStreamStore(PostgresDatabase):
                 (code_hash, gate_id, aware(expires_at)),
             )
 
-    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
-        """Consume a valid code and set the gate's token; False when the code is not good."""
+    def enrol(
+        self,
+        gate_id: str,
+        code_hash: str,
+        token_hash: str,
+        now: datetime,
+        *,
+        compound: str | None = None,
+        community: str | None = None,
+    ) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good.
+
+        A place the centre does not hold yet is recorded; another than the one it holds
+        raises ``WrongPlace`` and the transaction (the code's use too) is rolled back.
+        """
         now = aware(now)
         with self._tx("enrol") as conn:
             used = conn.execute(
@@ -183,13 +218,84 @@ class PostgresStreamStore(PostgresDatabase):
             ).rowcount
             if not used:
                 return False
+            held = conn.execute(
+                "SELECT compound, community FROM gates WHERE gate_id = %s FOR UPDATE", (gate_id,)
+            ).fetchone()
+            if held is None:
+                return False  # a code's gate always has a row: never reached
+            place = check_place(gate_id, (held[0], held[1]), compound, community)
             # A new enrolment replaces the gate's token: the old one stops working.
             conn.execute(
-                "UPDATE gates SET token_hash = %s, enrolled_at = %s WHERE gate_id = %s",
-                (token_hash, now, gate_id),
+                "UPDATE gates SET token_hash = %s, enrolled_at = %s, compound = %s,"
+                " community = %s WHERE gate_id = %s",
+                (token_hash, now, place[0], place[1], gate_id),
             )
         logger.info("gate %s enrolled", gate_id)
         return True
+
+    def set_place(self, gate_id: str, compound: str, community: str | None) -> None:
+        """Record where a gate is (creating the gate); ``community`` None keeps the held one."""
+        with self._tx("set place") as conn:
+            conn.execute(
+                "INSERT INTO gates(gate_id, compound, community) VALUES (%s, %s, %s)"
+                " ON CONFLICT (gate_id) DO UPDATE SET compound = excluded.compound,"
+                " community = COALESCE(%s, gates.community)",
+                (gate_id, compound, community, community),
+            )
+
+    def compound_gates(self, compound: str) -> list[str]:
+        """The ids of the gates placed in ``compound``, sorted."""
+        with self._tx("read compound gates") as conn:
+            rows = conn.execute(
+                "SELECT gate_id FROM gates WHERE compound = %s ORDER BY gate_id", (compound,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def gate_place(self, gate_id: str) -> tuple[str | None, str | None]:
+        """(compound, community) of a gate; None for what is not known."""
+        with self._tx("read gate place") as conn:
+            row = conn.execute(
+                "SELECT compound, community FROM gates WHERE gate_id = %s", (gate_id,)
+            ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
+
+    def recent_entries(self, query: RecentQuery, limit: int) -> list[RecentEntry]:
+        """Up to ``limit`` unflagged entries matching ``query``, newest first, by index.
+
+        Only the fields the compound lists use are read, from the content parsed once
+        per row (a lateral ``gate_entry_json``).
+        """
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        if not query.gate_ids:
+            return []
+        where: list[LiteralString] = ["gate_id = ANY(%s)"]
+        params: list[object] = [list(query.gate_ids)]
+        if query.reasons:
+            where.append("(gate_entry_json(content) ->> 'reason') = ANY(%s)")
+            params.append(list(query.reasons))
+        if query.pass_kinds:
+            where.append("(gate_entry_json(content) ->> 'pass_kind') = ANY(%s)")
+            params.append(list(query.pass_kinds))
+        if query.direction is not None:
+            where.append("(gate_entry_json(content) ->> 'direction') = %s")
+            params.append(query.direction)
+        if query.outcome is not None:
+            where.append("(gate_entry_json(content) ->> 'outcome') = %s")
+            params.append(query.outcome)
+        where.append("gate_entry_time(corrected_time, wall_time) >= %s")
+        params.append(aware(query.since))
+        where.append("NOT flagged")
+        conditions: LiteralString = " AND ".join(where)
+        sql: LiteralString = (
+            _SELECT_RECENT
+            + " WHERE "
+            + conditions
+            + " ORDER BY gate_entry_time(corrected_time, wall_time) DESC, ingest_id DESC LIMIT %s"
+        )
+        with self._tx("read recent entries") as conn:
+            rows = conn.execute(sql, (*params, limit)).fetchall()
+        return [recent_entry(row) for row in rows]
 
     def gate_for_token(self, token_hash: str) -> str | None:
         """The gate whose token has this hash, or None."""
@@ -384,8 +490,8 @@ class PostgresStreamStore(PostgresDatabase):
         """Every known gate with its streams, by gate id."""
         with self._tx("read gates") as conn:
             gates = conn.execute(
-                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog"
-                " FROM gates ORDER BY gate_id"
+                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog,"
+                " compound, community FROM gates ORDER BY gate_id"
             ).fetchall()
             streams: dict[str, list[StreamView]] = {}
             for gate, stream, through in conn.execute(
@@ -400,8 +506,10 @@ class PostgresStreamStore(PostgresDatabase):
                 last_clock_offset_ms=None if offset is None else int(offset),
                 last_backlog=None if backlog is None else int(backlog),
                 streams=tuple(streams.get(gate, ())),
+                compound=compound,
+                community=community,
             )
-            for gate, enrolled, seen, offset, backlog in gates
+            for gate, enrolled, seen, offset, backlog, compound, community in gates
         ]
 
     def entries_after(self, after: int, limit: int) -> list[EntryRecord]:

@@ -28,12 +28,17 @@ from sync.store.checks import clock_offset_ms, judge_batch, new_entries
 from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
+    RECENT_FIELDS,
     TIME_SLACK,
     EntryQuery,
     EntryRecord,
     GateView,
+    RecentEntry,
+    RecentQuery,
     StreamView,
     SyncLogRow,
+    check_place,
+    recent_entry,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,7 +53,9 @@ CREATE TABLE IF NOT EXISTS gates (
     enrolled_at TEXT,
     last_seen TEXT,
     last_clock_offset_ms INTEGER,
-    last_backlog INTEGER
+    last_backlog INTEGER,
+    compound TEXT,
+    community TEXT
 );
 CREATE TABLE IF NOT EXISTS enrol_codes (
     code_hash TEXT PRIMARY KEY,
@@ -98,9 +105,28 @@ CREATE INDEX IF NOT EXISTS entries_time ON entries(julianday(COALESCE(corrected_
 CREATE INDEX IF NOT EXISTS entries_pass ON entries(json_extract(content, '$.pass_id'));
 CREATE INDEX IF NOT EXISTS entries_household ON entries(json_extract(content, '$.household_id'));
 """
+# Made after the place columns are added to an older file (see ``_add_place``). The
+# compound lists (sync/compound_lists.py) read a few gates' recent alerts and passages
+# through these instead of every entry of those gates.
+_COMPOUND_INDEXES = """
+CREATE INDEX IF NOT EXISTS gates_compound ON gates(compound);
+CREATE INDEX IF NOT EXISTS entries_gate_reason ON entries(
+    gate_id, json_extract(content, '$.reason'), julianday(COALESCE(corrected_time, wall_time))
+);
+CREATE INDEX IF NOT EXISTS entries_gate_passage ON entries(
+    gate_id, json_extract(content, '$.pass_kind'), json_extract(content, '$.direction'),
+    julianday(COALESCE(corrected_time, wall_time))
+);
+"""
 _SELECT_ENTRIES = (
     "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
     " problem, wall_time, corrected_time, received_at FROM entries"
+)
+#: What the compound lists read of an entry (``RecentEntry``), without the whole content.
+_SELECT_RECENT = (
+    "SELECT ingest_id, gate_id, stream_id, seq, wall_time, corrected_time, "  # noqa: S608 -- fixed names
+    + ", ".join(f"json_extract(content, '$.{name}')" for name in RECENT_FIELDS)
+    + " FROM entries"
 )
 #: The indexed time of an entry, as the trace indexes spell it (the index needs it exact).
 _WHEN = "julianday(COALESCE(corrected_time, wall_time))"
@@ -138,6 +164,8 @@ class SqliteStreamStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _add_place(self._db)
+            self._db.executescript(_COMPOUND_INDEXES)
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"{path}: cannot use as the central database: {exc}") from exc
@@ -210,8 +238,21 @@ class SqliteStreamStore:
                 (code_hash, gate_id, _iso(expires_at)),
             )
 
-    def enrol(self, gate_id: str, code_hash: str, token_hash: str, now: datetime) -> bool:
-        """Consume a valid code and set the gate's token; False when the code is not good."""
+    def enrol(
+        self,
+        gate_id: str,
+        code_hash: str,
+        token_hash: str,
+        now: datetime,
+        *,
+        compound: str | None = None,
+        community: str | None = None,
+    ) -> bool:
+        """Consume a valid code and set the gate's token; False when the code is not good.
+
+        A place the centre does not hold yet is recorded; another than the one it holds
+        raises ``WrongPlace`` and the transaction (the code's use too) is rolled back.
+        """
         with self._tx() as db:
             used = db.execute(
                 "UPDATE enrol_codes SET used_at = ? WHERE code_hash = ? AND gate_id = ?"
@@ -220,13 +261,76 @@ class SqliteStreamStore:
             ).rowcount
             if not used:
                 return False
+            held = db.execute(
+                "SELECT compound, community FROM gates WHERE gate_id = ?", (gate_id,)
+            ).fetchone()
+            place = check_place(gate_id, (held[0], held[1]), compound, community)
             # A new enrolment replaces the gate's token: the old one stops working.
             db.execute(
-                "UPDATE gates SET token_hash = ?, enrolled_at = ? WHERE gate_id = ?",
-                (token_hash, _iso(now), gate_id),
+                "UPDATE gates SET token_hash = ?, enrolled_at = ?, compound = ?, community = ?"
+                " WHERE gate_id = ?",
+                (token_hash, _iso(now), place[0], place[1], gate_id),
             )
         logger.info("gate %s enrolled", gate_id)
         return True
+
+    def set_place(self, gate_id: str, compound: str, community: str | None) -> None:
+        """Record where a gate is (creating the gate); ``community`` None keeps the held one."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO gates(gate_id) VALUES (?)", (gate_id,))
+            db.execute(
+                "UPDATE gates SET compound = ?, community = COALESCE(?, community)"
+                " WHERE gate_id = ?",
+                (compound, community, gate_id),
+            )
+
+    def compound_gates(self, compound: str) -> list[str]:
+        """The ids of the gates placed in ``compound``, sorted."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT gate_id FROM gates WHERE compound = ? ORDER BY gate_id", (compound,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def gate_place(self, gate_id: str) -> tuple[str | None, str | None]:
+        """(compound, community) of a gate; None for what is not known."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT compound, community FROM gates WHERE gate_id = ?", (gate_id,)
+            ).fetchone()
+        return (None, None) if row is None else (row[0], row[1])
+
+    def recent_entries(self, query: RecentQuery, limit: int) -> list[RecentEntry]:
+        """Up to ``limit`` unflagged entries matching ``query``, newest first, by index.
+
+        Only the fields the compound lists use are read (by ``json_extract``, not by
+        parsing each entry's whole content in Python: several times faster).
+        """
+        if not 1 <= limit <= MAX_ENTRIES_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_ENTRIES_PAGE}, got {limit}")
+        if not query.gate_ids:
+            return []
+        where = [f"gate_id IN ({', '.join('?' * len(query.gate_ids))})"]
+        params: list[Any] = list(query.gate_ids)
+        for field, values in (("reason", query.reasons), ("pass_kind", query.pass_kinds)):
+            if values:
+                marks = ", ".join("?" * len(values))
+                where.append(f"json_extract(content, '$.{field}') IN ({marks})")
+                params.extend(values)
+        for field, value in (("direction", query.direction), ("outcome", query.outcome)):
+            if value is not None:
+                where.append(f"json_extract(content, '$.{field}') = ?")
+                params.append(value)
+        where.append(f"{_WHEN} >= ?")
+        params.append(_julian(query.since - TIME_SLACK))
+        where.append("flagged = 0")
+        sql = (
+            f"{_SELECT_RECENT} WHERE {' AND '.join(where)}"
+            f" ORDER BY {_WHEN} DESC, ingest_id DESC LIMIT ?"
+        )
+        with self._read() as db:
+            rows = db.execute(sql, (*params, limit)).fetchall()
+        return [recent_entry(row) for row in rows]
 
     def gate_for_token(self, token_hash: str) -> str | None:
         """The gate whose token has this hash, or None."""
@@ -454,8 +558,8 @@ class SqliteStreamStore:
         """Every known gate with its streams, by gate id."""
         with self._read() as db:
             gates = db.execute(
-                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog"
-                " FROM gates ORDER BY gate_id"
+                "SELECT gate_id, enrolled_at, last_seen, last_clock_offset_ms, last_backlog,"
+                " compound, community FROM gates ORDER BY gate_id"
             ).fetchall()
             streams: dict[str, list[StreamView]] = {}
             for gate, stream, through in db.execute(
@@ -470,8 +574,10 @@ class SqliteStreamStore:
                 last_clock_offset_ms=offset,
                 last_backlog=backlog,
                 streams=tuple(streams.get(gate, ())),
+                compound=compound,
+                community=community,
             )
-            for gate, enrolled, seen, offset, backlog in gates
+            for gate, enrolled, seen, offset, backlog, compound, community in gates
         ]
 
     def entries_after(self, after: int, limit: int) -> list[EntryRecord]:
@@ -563,6 +669,14 @@ class SqliteStreamStore:
             raise StoreError(f"{self.path}: read failed: {exc}") from exc
         finally:
             db.close()
+
+
+def _add_place(db: sqlite3.Connection) -> None:
+    """Give a file made before gates had a place its ``compound`` and ``community``."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(gates)")}
+    for column in ("compound", "community"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE gates ADD COLUMN {column} TEXT")
 
 
 def _stored_through(db: sqlite3.Connection, gate_id: str, stream_id: str) -> int:

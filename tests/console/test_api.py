@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,36 @@ def test_status_counts_today(console: ConsoleSite) -> None:
     assert status["clock"]["synced"] in (True, False)
     assert set(status["devices"]["cameras"]) <= {"in", "out"}
     assert status["lists_stale"] is False
+
+
+def test_status_shows_the_other_gates_alerts_of_the_last_day(console: ConsoleSite) -> None:
+    now = datetime.now(UTC)
+
+    def alert(gate: str, seq: int, ago: timedelta, **item: object) -> dict[str, object]:
+        return {
+            "gate_id": gate, "stream_id": f"{gate}-stream-0000000000000000000000000"[:36],
+            "seq": seq, "at": (now - ago).isoformat(), "reason": "quarantined_exit",
+            "household_id": "H0301", "unit": "3-2-501", "display_name": "张*明",
+            "pass_id": "P7K2M9QX4T", **item,
+        }  # fmt: skip
+
+    items = [
+        alert("G2", 7, timedelta(minutes=5)),
+        alert("G3", 2, timedelta(hours=2), reason="host_in_isolation", pass_id=None),
+        alert("G1", 4, timedelta(minutes=1)),  # this gate's own: not news here
+        alert("G2", 1, timedelta(hours=25)),  # older than a day
+    ]
+    console.gate.ledger.state.apply_changes([ListChange("alerts", 40, items)])
+    with signed_in(console) as c:
+        shown = c.get("/api/status").json()["compound_alerts"]
+    assert shown["count"] == 2
+    assert [(a["gate_id"], a["seq"]) for a in shown["recent"]] == [("G2", 7), ("G3", 2)]
+    first = shown["recent"][0]
+    assert (first["unit"], first["display_name"], first["household_id"]) == (
+        "3-2-501", "张*明", "H0301",
+    )  # fmt: skip
+    assert first["message_zh"] == messages.text(Reason.QUARANTINED_EXIT, "zh")
+    assert shown["recent"][1]["message_en"] == messages.text(Reason.HOST_IN_ISOLATION, "en")
 
 
 def test_the_api_is_described_by_openapi(console: ConsoleSite) -> None:

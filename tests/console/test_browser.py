@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gate_agent.ledger.state import ListChange
 from tests.console.conftest import ConsoleSite
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -403,3 +404,26 @@ def test_admins_see_the_mode_switch_and_guards_do_not(watched: Watched) -> None:
     page.locator("#mode-badge").filter(has_text="封闭管理").wait_for()
     assert page.locator(".mode-btn[data-mode=lockdown]").get_attribute("aria-pressed") == "true"
     shot(page, "status-admin-lockdown")
+
+
+def test_the_other_gates_alerts_show_on_the_live_page_and_the_status(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    now = datetime.now(UTC)
+    alert = {
+        "gate_id": "G2", "stream_id": "bbbbbbbb-0000-4000-8000-000000000000", "seq": 3,
+        "at": (now - timedelta(minutes=4)).isoformat(), "reason": "quarantined_exit",
+        "household_id": "H0301", "unit": "3-2-501", "display_name": "张*明",
+        "pass_id": "P7K2M9QX4T",
+    }  # fmt: skip
+    site.gate.ledger.state.apply_changes([ListChange("alerts", 9, [alert])])
+    sign_in(page, site)
+    panel = page.locator("#live-alerts")
+    panel.wait_for(state="visible")
+    text = page.locator("#live-alerts-list").inner_text()
+    assert "G2" in text and "3-2-501" in text and "张*明" in text and "居家隔离" in text
+    assert_accessible(page, "live-alerts")
+    page.get_by_role("button", name="状态").click()
+    page.locator("#s-alerts").filter(has_text="1").wait_for()
+    page.get_by_role("button", name="English").click()
+    assert "Household in isolation" in page.locator("#s-alerts-list").inner_text()
+    shot(page, "status-alerts-english")

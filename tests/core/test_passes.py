@@ -56,6 +56,7 @@ def fields_from(raw: dict[str, str]) -> PassFields:
         display_name=raw["display_name"],
         unit=raw.get("unit", ""),
         exit_quota=ExitQuota(*map(int, quota.split("/"))) if quota else None,
+        once=bool(raw.get("once", False)),
     )
 
 
@@ -98,6 +99,7 @@ def long_fields(draw: st.DrawFn) -> PassFields:
         display_name=mask_name(name),
         unit="-".join(unit),
         exit_quota=draw(st.none() | st.just(ExitQuota(99, 99))),
+        once=draw(st.booleans()),
     )
 
 
@@ -191,6 +193,40 @@ def test_a_signed_but_unreadable_payload_is_malformed_not_allowed() -> None:
     signed = f"GP1:{VECTORS['key_id']}:{payload}"
     sig = base64.b32encode(KEY.sign(signed.encode())).decode().rstrip("=")
     assert refusal(f"{signed}:{sig}") is Reason.MALFORMED
+
+
+def signed_payload(payload: str) -> str:
+    """A pass text over any payload, as a buggy or newer issuer could sign it."""
+    encoded = base64.b32encode(payload.encode()).decode().rstrip("=")
+    signed = f"GP1:{VECTORS['key_id']}:{encoded}"
+    return f"{signed}:{base64.b32encode(KEY.sign(signed.encode())).decode().rstrip('=')}"
+
+
+_FIELDS_BEFORE_RULES = "VQ7M3KX9TR|V|LGQ012-H0301|p:LGQ-012|1770685200|1770714000|赵*|3-2-501|"
+
+
+@pytest.mark.parametrize(
+    ("rules", "quota", "once"),
+    [("", None, False), ("q=1/2", ExitQuota(1, 2), False), ("once", None, True),
+     ("q=3/7;once", ExitQuota(3, 7), True)],
+)  # fmt: skip
+def test_the_rules_field_reads_a_quota_and_once(
+    rules: str, quota: ExitQuota | None, once: bool
+) -> None:
+    result = verify(signed_payload(_FIELDS_BEFORE_RULES + rules), KEYRING)
+    assert isinstance(result, VerifiedPass), result
+    assert (result.fields.exit_quota, result.fields.once) == (quota, once)
+    assert result.fields.rules() == rules
+
+
+@pytest.mark.parametrize(
+    "rules",
+    # A rule this gate does not know is refused, never ignored: an old gate refuses a
+    # one-time pass rather than letting it in twice. One text per pass: no other spelling.
+    ["twice", "once;twice", "once;q=1/2", "once;once", ";once", "once;", "q=1/2;q=1/2", "ONCE"],
+)
+def test_unknown_or_uncanonical_rules_are_malformed(rules: str) -> None:
+    assert refusal(signed_payload(_FIELDS_BEFORE_RULES + rules)) is Reason.MALFORMED
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,15 @@ def exits(*ago: timedelta) -> PassHistory:
     return PassHistory(household_exits=tuple(NOW - a for a in ago))
 
 
+VISITOR: dict[str, object] = {"kind": PassKind.VISITOR, "exit_quota": None}
+ONCE: dict[str, object] = {**VISITOR, "once": True}
+
+
+def used_in(ago: timedelta) -> PassHistory:
+    """The pass was let in ``ago`` (and out again since, so passback does not decide)."""
+    return PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, ago / 2), used_in_at=NOW - ago)
+
+
 # One row per rule; the columns are Case's fields. A healthy resident walking in at 36.5 °C
 # through a screening gate is the default.
 # fmt: off
@@ -181,6 +190,32 @@ CASES = [
          temperature=38.0),
     Case("revoked beats everything else", DENY, Reason.REVOKED, OUT,
          lists=REVOKED_AND_ISOLATED, alert=True),
+    Case("visitor of an isolated household comes in", DENY, Reason.HOST_IN_ISOLATION,
+         lists=ISOLATED, fields=VISITOR),
+    Case("visitor of an isolated household comes in, open mode", DENY, Reason.HOST_IN_ISOLATION,
+         mode=OPEN, lists=ISOLATED, fields=VISITOR),
+    Case("visitor of an isolated household leaves", ALLOW, Reason.OK, OUT, lists=ISOLATED,
+         fields=VISITOR),
+    Case("visitor of an isolated household leaves, lockdown", ALLOW, Reason.OK, OUT, LOCKDOWN,
+         lists=ISOLATED, fields=VISITOR),
+    Case("visitor after the isolation is over", ALLOW, Reason.OK, lists=ISOLATION_OVER,
+         fields=VISITOR),
+    Case("one-time pass, first entry", ALLOW, Reason.OK, fields=ONCE),
+    Case("one-time pass used already", DENY, Reason.PASS_USED, fields=ONCE,
+         history=used_in(3 * HOUR)),
+    Case("one-time pass used, in open mode too", DENY, Reason.PASS_USED, mode=OPEN,
+         fields=ONCE, history=used_in(3 * HOUR)),
+    Case("one-time pass used long ago (past passback)", DENY, Reason.PASS_USED, fields=ONCE,
+         history=used_in(30 * HOUR)),
+    Case("one-time pass leaves after its entry", ALLOW, Reason.OK, OUT, fields=ONCE,
+         history=PassHistory(last_allowed=prior(IN, ALLOW, Reason.OK, 2 * HOUR),
+                             used_in_at=NOW - 2 * HOUR)),
+    Case("one-time pass with only an exit before", ALLOW, Reason.OK, fields=ONCE,
+         history=last_allowed(OUT, 2 * HOUR)),
+    Case("a pass without the rule ignores an earlier entry", ALLOW, Reason.OK,
+         fields=VISITOR, history=used_in(30 * HOUR)),
+    Case("expired before used", DENY, Reason.EXPIRED, fields={**ONCE, "valid_until": NOW},
+         history=used_in(HOUR)),
 ]
 # fmt: on
 
@@ -217,7 +252,7 @@ def test_rule_table(case: Case) -> None:
 def test_every_policy_reason_is_reached_by_the_table() -> None:
     reached = {case.reason for case in CASES}
     # A manual release or override is the guard's act; registrations have their own table.
-    by_guard = {Reason.MANUAL_RELEASE, Reason.GUARD_OVERRIDE, Reason.HOST_IN_ISOLATION}
+    by_guard = {Reason.MANUAL_RELEASE, Reason.GUARD_OVERRIDE}
     assert set(Reason) - PASS_TEXT_REASONS - by_guard <= reached
 
 
@@ -378,3 +413,62 @@ def test_registrations_at_the_gate(
     visitor: bool, mode: GateMode, celsius: float | None, lists: GateLists | None, reason: Reason
 ) -> None:
     assert register(visitor, mode, celsius, lists).reason is reason
+
+
+# -- the compound's household exit quota (the exit_quota gate setting) -------------------
+
+COMPOUND_1_PER_2 = PolicySettings(exit_quota=ExitQuota(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("pass_kind", "counted"),
+    [
+        (PassKind.RESIDENT, True),
+        (PassKind.TENANT, True),
+        (PassKind.WORKER, False),
+        (PassKind.DELIVERY, False),
+        (PassKind.VEHICLE, False),
+        (PassKind.VISITOR, False),
+    ],
+)
+def test_the_compound_quota_holds_for_residents_and_tenants_only(
+    pass_kind: PassKind, counted: bool
+) -> None:
+    case = Case("out again", DENY, Reason.QUOTA_USED, OUT, history=exits(timedelta(days=1)),
+                fields={"exit_quota": None, **kind(pass_kind)})  # fmt: skip
+    assert run(case).reason is Reason.OK  # no quota anywhere
+    decision = run(case, COMPOUND_1_PER_2)
+    expected = (DENY, Reason.QUOTA_USED) if counted else (ALLOW, Reason.OK)
+    assert (decision.outcome, decision.reason) == expected
+
+
+def test_the_compound_quota_and_the_pass_rule_both_hold() -> None:
+    def decide_out(own: ExitQuota | None, compound: ExitQuota | None, *ago: timedelta) -> Reason:
+        case = Case("out", ALLOW, Reason.OK, OUT, history=exits(*ago),
+                    fields={"exit_quota": own})  # fmt: skip
+        return run(case, PolicySettings(exit_quota=compound)).reason
+
+    day = timedelta(days=1)
+    # The pass allows 2 in 2 days, the compound 1 in 2 days: the stricter one decides.
+    assert decide_out(ExitQuota(2, 2), ExitQuota(1, 2), day) is Reason.QUOTA_USED
+    assert decide_out(ExitQuota(1, 2), ExitQuota(2, 2), day) is Reason.QUOTA_USED
+    assert decide_out(ExitQuota(2, 2), ExitQuota(2, 2), day) is Reason.OK
+    # A longer window in one of them still counts the exits it sees.
+    assert decide_out(ExitQuota(3, 7), ExitQuota(1, 1), 3 * day) is Reason.OK
+    assert decide_out(ExitQuota(1, 7), ExitQuota(1, 1), 3 * day) is Reason.QUOTA_USED
+    assert decide_out(None, ExitQuota(1, 2), timedelta(days=2, minutes=1)) is Reason.OK
+    # Exits recorded later than now (a clock that went back) do not count.
+    assert decide_out(None, ExitQuota(1, 2), -HOUR) is Reason.OK
+
+
+def test_the_compound_quota_is_checked_after_passback_and_before_screening() -> None:
+    case = Case("out twice", DENY, Reason.ALREADY_OUTSIDE, OUT, fields={"exit_quota": None},
+                history=PassHistory(last_allowed=prior(OUT, ALLOW, Reason.OK, HOUR),
+                                    household_exits=(NOW - HOUR,)))  # fmt: skip
+    assert run(case, COMPOUND_1_PER_2).reason is Reason.ALREADY_OUTSIDE
+    quota_first = Case("fever, quota used", DENY, Reason.QUOTA_USED, OUT, temperature=38.5,
+                       fields={"exit_quota": None}, history=exits(HOUR))  # fmt: skip
+    settings_ = PolicySettings(screen_exits=True, exit_quota=ExitQuota(1, 2))
+    assert run(quota_first, settings_).reason is Reason.QUOTA_USED
+    open_gate = replace(quota_first, mode=OPEN)
+    assert run(open_gate, settings_).reason is Reason.OK  # open mode logs only

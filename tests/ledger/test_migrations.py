@@ -84,6 +84,7 @@ def test_an_old_ledger_is_upgraded_with_its_lists_and_chain(ledger_path: Path) -
         "0005_entry_counts",
         "0006_sync_state",
         "0007_centre_keys",
+        "0008_compound_lists",
     ]
 
 

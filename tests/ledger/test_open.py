@@ -38,6 +38,7 @@ def test_creation_makes_directories_records_migrations_and_meta(ledger_path: Pat
         ("gate-ledger", "0005_entry_counts"),
         ("gate-ledger", "0006_sync_state"),
         ("gate-ledger", "0007_centre_keys"),
+        ("gate-ledger", "0008_compound_lists"),
     ]
     # sqlite-utils stamps its migration records with its own UTC clock, not the ledger's.
     for _, _, applied in migrations:
@@ -66,7 +67,7 @@ def test_reopening_keeps_stream_id_entries_and_applies_no_migration_twice(
         assert again.stream_id == stream_id
         assert again.count() == 1
         assert again.append(draft(1)).seq == 2
-    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 7
+    assert len(raw_rows(ledger_path, _APPLIED)) == len(MIGRATION_NAMES) == 8
     assert len(raw_rows(ledger_path, "SELECT * FROM meta")) == 1
 
 
@@ -171,10 +172,11 @@ def test_migrations_are_numbered_in_order() -> None:
         "0005_entry_counts",
         "0006_sync_state",
         "0007_centre_keys",
+        "0008_compound_lists",
     ]
     assert shipped == MIGRATION_NAMES
-    with pytest.raises(ValueError, match="0008_"):
-        numbered("0009_skipped_a_number")
+    with pytest.raises(ValueError, match="0009_"):
+        numbered("0010_skipped_a_number")
     assert shipped == MIGRATION_NAMES
 
 

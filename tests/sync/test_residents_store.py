@@ -161,3 +161,82 @@ def test_a_bulk_run_that_fails_midway_keeps_whole_chunks_and_a_rerun_continues(
     again = bulk.issue_bulk(issuer, **options)  # type: ignore[arg-type]
     assert again == bulk.BulkResult(issued=3, skipped=2)
     assert len(store.live_holders("resident", NOW)) == 5
+
+
+def test_two_bulk_runs_at_once_issue_each_person_one_pass(
+    store: IssuerStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    homes = [Household(f"C1-2-1-{n}", "", "C1", "2", "1", str(n)) for n in range(101, 105)]
+    store.import_residents(
+        homes,
+        [Person(h.household_id, f"刘{n}华", "", "resident") for n, h in enumerate(homes)],
+        NOW,
+    )
+    first = Issuer(tmp_path, store)
+    first.new_key(NOW)
+    # The second run, through a connection of its own, issues between the first run's
+    # reading of who holds a pass and its recording of its own.
+    kind = request.node.callspec.params["store"]
+    other = open_central(
+        tmp_path, request.getfixturevalue("postgres_dsn") if kind == "postgres" else None
+    )
+    second = Issuer(tmp_path, other)
+    options = {
+        "compound": "C1",
+        "kind": PassKind.RESIDENT,
+        "per": "person",
+        "start": NOW,
+        "days": 30,
+        "scope": Scope.parse("compound:C1"),
+        "now": NOW,
+    }
+    read_holders = store.live_holders
+
+    def holders_then_the_other_run(kind: str, now: datetime) -> set[int]:
+        held = read_holders(kind, now)
+        assert bulk.issue_bulk(second, **options) == bulk.BulkResult(issued=4, skipped=0)  # type: ignore[arg-type]
+        return held
+
+    try:
+        store.live_holders = holders_then_the_other_run  # type: ignore[method-assign]
+        late = bulk.issue_bulk(first, **options)  # type: ignore[arg-type]
+    finally:
+        other.close()
+    assert late == bulk.BulkResult(issued=0, skipped=4)
+    assert len(store.active_passes(NOW)) == 4
+
+
+def test_concurrent_recordings_on_postgresql_give_each_person_one_pass(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    homes = [Household(f"C1-4-1-{n}", "", "C1", "4", "1", str(n)) for n in range(100, 130)]
+    stores = [open_central(tmp_path, postgres_dsn) for _ in range(2)]
+    try:
+        stores[0].import_residents(
+            homes,
+            [Person(h.household_id, f"陈{n}", "", "resident") for n, h in enumerate(homes)],
+            NOW,
+        )
+        issuers = [Issuer(tmp_path, s) for s in stores]
+        issuers[0].new_key(NOW)
+        people = [(r.person_id, r.household.household_id) for r in stores[0].residents("C1")]
+        barrier = Barrier(2)
+
+        def record(side: int) -> int:
+            recorded = 0
+            for n, (person, household) in enumerate(people):
+                barrier.wait()  # both record a pass for the same person at the same moment
+                mine = fields(f"RACE{side}{n:03d}", household)
+                recorded += len(issuers[side].issue_missing([(mine, person)], NOW))
+            return recorded
+
+        with ThreadPoolExecutor(2) as pool:
+            counts = list(pool.map(record, (0, 1)))
+        assert sum(counts) == len(people)
+        assert len(stores[0].live_holders("resident", NOW)) == len(people)
+    finally:
+        for opened in stores:
+            opened.close()

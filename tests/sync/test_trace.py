@@ -429,3 +429,24 @@ def test_a_sqlite_database_made_before_the_trace_indexes_gains_them(tmp_path: Pa
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert set(trace_indexes) <= names
+
+
+def test_who_was_inside_a_compound_by_its_placed_gates(
+    synced: Synced, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "inside.csv"
+    argv = ["trace", "inside", "--compound", "C1", "--at", at(8).isoformat(), "--out", str(out)]
+    assert cli(synced, *argv) == 1  # no gate is placed in C1 yet: said, nothing written
+    assert "no gate is placed in compound C1" in capsys.readouterr().err
+    assert not out.exists()
+    for gate in ("gate-a", "gate-b"):
+        assert cli(synced, "gates", "place", gate, "--compound", "C1", "--community", "M1") == 0
+    assert cli(synced, "gates", "place", "gate-c", "--compound", "C2") == 0
+    assert cli(synced, *argv) == 0
+    by_hand = tmp_path / "by-hand.csv"
+    hand = ["--gate", "gate-a", "--gate", "gate-b", "--out", str(by_hand)]
+    assert cli(synced, *argv[:-2], *hand) == 0
+    assert read_csv(out) == read_csv(by_hand)
+    assert [(r["pass_id"], r["inside_since"]) for r in read_csv(out)] == [
+        (PASS_1, at(6).isoformat()), (PASS_2, at(1).isoformat()),
+    ]  # fmt: skip

@@ -139,6 +139,7 @@
       const sync = syncText(st);
       setTile("s-sync", sync.text, sync.bad);
       renderRefusals(pick(today.refusals_by_reason, today.refusals, st.refusals, {}));
+      renderAlerts(st.compound_alerts || { count: 0, recent: [] });
       $("s-updated").textContent = GC.timeText({ receivedAt: st.receivedAt });
       if (lists.stale) {
         warnings.push(lists.never || typeof lists.age !== "number"
@@ -184,6 +185,34 @@
     });
   }
 
+  /* The other gates' isolation alerts: a count tile, the list here and on the live page. */
+  function renderAlerts(alerts) {
+    setTile("s-alerts", alerts.count, alerts.count > 0);
+    const recent = alerts.recent || [];
+    ["s-alerts-list", "live-alerts-list"].forEach(function (id) {
+      const list = $(id);
+      list.textContent = "";
+      if (recent.length === 0) {
+        const li = document.createElement("li");
+        li.textContent = t("s_none");
+        list.appendChild(li);
+      }
+      recent.forEach(function (a) {
+        const li = document.createElement("li");
+        li.className = "bad";
+        li.textContent = t("alert_item", {
+          time: GC.timeText({ at: a.at }),
+          gate: a.gate_id,
+          unit: a.unit || a.household_id,
+          name: a.display_name || "",
+          reason: state.lang === "en" ? a.message_en : a.message_zh,
+        });
+        list.appendChild(li);
+      });
+    });
+    $("live-alerts").hidden = !state.session || recent.length === 0;
+  }
+
   function renderDevices(warnings) {
     const list = $("s-devices");
     list.textContent = "";
@@ -215,5 +244,6 @@
     window.clearInterval(state.timers.status);
     $("mode-badge").hidden = true;
     $("warnings").hidden = true;
+    $("live-alerts").hidden = true;
   });
 })();

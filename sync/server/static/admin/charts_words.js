@@ -24,6 +24,7 @@ window.GateChartWords = {
     "already_inside": ["已在小区内，重复进入", "Already inside"],
     "already_outside": ["已外出，重复出门", "Already outside"],
     "quota_used": ["本户外出次数已用完", "Household exit quota used"],
+    "pass_used": ["一次性通行证已使用，不能再次进入", "One-time pass already used to enter"],
     "temperature_missing": ["未测得体温", "No temperature reading"],
     "sensor_warming_up": ["测温仪预热中，请用手持体温计", "Thermometer warming up: use the handheld"],
     "ambient_out_of_range": ["环境温度超出测温范围，请用手持体温计", "Air too cold or hot for the sensor: use the handheld"],
