@@ -78,6 +78,7 @@ demo: install
 	@umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > $(DEMO)/admin.token
 	@echo "== central: an issuer key, passes for compound LGQ-012, one household in isolation"
 	$(SYNC) keys new
+	@umask 077 && $(SYNC) admins add demo-admin > $(DEMO)/central/admin.password
 	$(ISSUE) --kind resident --household LGQ012-H0301 --name 张三明 --days 90 > $(DEMO)/passes/resident.txt
 	$(ISSUE) --kind resident --household LGQ012-H0302 --name 李四 --valid-from 2026-01-01 \
 	  --valid-until 2026-01-31 > $(DEMO)/passes/expired.txt
@@ -105,6 +106,7 @@ demo: install
 	$(AGENT) lists import $(DEMO)/lists.json; \
 	$(AGENT) doctor || true; \
 	echo; echo "Admin token for the console: $$(cat $(DEMO)/admin.token)"; \
+	echo "Central admin page: http://127.0.0.1:8600/admin/   name demo-admin   password $$(cat $(DEMO)/central/admin.password)"; \
 	echo "Logs at the centre: $(SYNC) pull --format csv --out log.csv   (or xlsx, jsonl)"; \
 	echo "Lock the gate down from the centre: $(SYNC) gates set mode=lockdown --gate LGQ-012-N"; \
 	echo "The fleet: curl -H \"Authorization: Bearer $$(cat $(DEMO)/central/admin.token)\" http://127.0.0.1:8600/v1/admin/gates"; \

@@ -10,21 +10,23 @@ import stat
 import sys
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import segno
-from pydantic import ValidationError
 
-from gate_agent.core.passes import (
-    PassFieldError,
-    PassFields,
-    PassKind,
-    Scope,
-    mask_name,
+from gate_agent.core.passes import PassFieldError, PassKind
+from sync import (
+    admin_ops,
+    bundle_import,
+    cli_accounts,
+    cli_admin,
+    cli_compounds,
+    cli_gates,
+    cli_visitors,
+    pull,
 )
-from sync import bundle_import, cli_admin, cli_compounds, cli_gates, cli_visitors, pull
 from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
@@ -38,9 +40,8 @@ from sync.cards import (
 )
 from sync.compound_lists import derived_lists
 from sync.errors import CardRefused, IssuerKeyError, SyncError
-from sync.issuer import CENTRE_KEY_FILE, Issuer, new_pass_id
+from sync.issuer import CENTRE_KEY_FILE, Issuer
 from sync.lists import COMPOUND_LISTS
-from sync.protocol import IsolationItem
 from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
 from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
@@ -226,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     pull.set_defaults(handler=_pull)
 
     add_trace_commands(commands, _dsn_option, open_streams)
+    cli_accounts.register(commands, _dsn_option)
 
     imp = commands.add_parser(
         "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"
@@ -309,9 +311,7 @@ def _keys_list(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _keys_rotate(args: argparse.Namespace, issuer: Issuer) -> int:
-    if not 0 <= args.overlap_days <= 366:
-        raise ValueError("--overlap-days must be 0-366")
-    rotation = issuer.rotate(datetime.now(UTC), timedelta(days=args.overlap_days))
+    rotation = admin_ops.rotate_keys(issuer, datetime.now(UTC), args.overlap_days)
     print(rotation.kid)
     until = rotation.retire_at.isoformat(timespec="seconds")
     for old, live in sorted(rotation.rotating.items()):
@@ -325,8 +325,7 @@ def _keys_rotate(args: argparse.Namespace, issuer: Issuer) -> int:
 
 def _keys_retire(args: argparse.Namespace, issuer: Issuer) -> int:
     now = datetime.now(UTC)
-    at = parse_moment(args.at, end_of_day=False) if args.at else None
-    changed = issuer.retire(args.kid, now, at=at, force=args.force)
+    changed, at = admin_ops.retire_key(issuer, now, args.kid, at=args.at, force=args.force)
     if not changed:
         print(f"{args.kid} was already retired")
     elif at is not None and at > now:
@@ -337,27 +336,21 @@ def _keys_retire(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _passes_issue(args: argparse.Namespace, issuer: Issuer) -> int:
-    now = datetime.now(UTC)
-    start = parse_moment(args.valid_from, end_of_day=False) if args.valid_from else now
-    start = start.replace(microsecond=0)
-    if args.days is not None:
-        if args.days < 1:
-            raise ValueError("--days must be at least 1")
-        end = start + timedelta(days=args.days)
-    else:
-        end = parse_moment(args.valid_until, end_of_day=True)
-    fields = PassFields(
-        pass_id=args.pass_id or new_pass_id(),
-        kind=PassKind(args.kind),
-        household_id=args.household,
-        scope=Scope.parse(args.scope),
-        valid_from=start,
-        valid_until=end,
-        display_name=mask_name(args.name),
+    fields, text = admin_ops.issue_pass(
+        issuer,
+        datetime.now(UTC),
+        kind=args.kind,
+        household=args.household,
+        name=args.name,
+        scope=args.scope,
         unit=args.unit,
-        exit_quota=_quota(args.quota),
+        valid_from=args.valid_from,
+        valid_until=args.valid_until,
+        days=args.days,
+        quota=args.quota,
+        pass_id=args.pass_id,
     )
-    text = issuer.issue(fields, now)
+    end = fields.valid_until
     qr_version = None
     if args.png:
         qr_version = write_qr_png(text, args.png)
@@ -434,14 +427,14 @@ def _passes_revoke(args: argparse.Namespace, issuer: Issuer) -> int:
 
 
 def _households_isolate(args: argparse.Namespace, issuer: Issuer) -> int:
-    now = datetime.now(UTC)
-    start = parse_moment(args.start, end_of_day=False) if args.start else now.replace(microsecond=0)
-    end = parse_moment(args.until, end_of_day=True)
-    try:
-        item = IsolationItem(household_id=args.household, start=start, end=end)
-    except ValidationError as exc:
-        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from exc
-    issuer.store.isolate(item.household_id, item.start, item.end, args.note, now)
+    start, end = admin_ops.isolate(
+        issuer.store,
+        datetime.now(UTC),
+        household=args.household,
+        start=args.start,
+        until=args.until,
+        note=args.note,
+    )
     print(f"{args.household} in isolation {start.isoformat()} – {end.isoformat()}")
     return 0
 
@@ -649,9 +642,6 @@ def write_qr_png(text: str, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     code.save(str(path), scale=8, border=4)
     return int(code.version)
-
-
-_quota = cli_admin.parse_quota
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gate_agent.core.passes import ExitQuota, PassKind, Scope
-from sync import bulk, residents
+from gate_agent.core.passes import PassKind
+from sync import admin_ops, bulk
 from sync.issuer import Issuer
-from sync.pull import parse_moment
 
 #: Progress lines only for work at least this big, about every tenth of it.
 PROGRESS_AT_LEAST = 500
@@ -60,14 +59,8 @@ def register(commands: Any, passes: Any) -> None:
     end.set_defaults(handler=_passes_expire)
 
 
-def parse_quota(text: str | None) -> ExitQuota | None:
-    """An exit quota from the admin's ``N/D`` (N exits per D days), or None."""
-    if not text:
-        return None
-    exits, sep, days = text.partition("/")
-    if not (sep and exits.isdigit() and days.isdigit()):
-        raise ValueError(f"--quota must be N/D, e.g. 1/2: {text!r}")
-    return ExitQuota(int(exits), int(days))
+#: Kept for callers of the old name; the rules live in ``sync.admin_ops``.
+parse_quota = admin_ops.parse_quota
 
 
 def progress_lines(what: str) -> Callable[[int, int], None]:
@@ -88,51 +81,46 @@ def progress_lines(what: str) -> Callable[[int, int], None]:
 
 
 def _residents_import(args: argparse.Namespace, issuer: Issuer) -> int:
-    table = residents.read_table(args.file)
-    roster = residents.check(table, issuer.store.residents(), progress_lines("rows checked"))
-    if roster.ignored_columns:
-        print(f"ignored columns: {', '.join(roster.ignored_columns)}", file=sys.stderr)
-    done = issuer.store.import_residents(
-        roster.households, roster.persons, datetime.now(UTC), dry_run=args.dry_run
-    )
-    print(
-        ("dry run, nothing written: " if args.dry_run else "")
-        + f"{roster.rows} rows; persons: {done.persons_added} added,"
-        f" {done.persons_updated} updated, {done.persons_unchanged} unchanged;"
-        f" households: {done.households_added} added, {done.households_updated} updated,"
-        f" {done.households_unchanged} unchanged"
-    )
+    done = admin_ops.import_residents(
+        issuer, args.file, datetime.now(UTC), dry_run=args.dry_run,
+        progress=progress_lines("rows checked"),
+    )  # fmt: skip
+    if done.ignored_columns:
+        print(f"ignored columns: {', '.join(done.ignored_columns)}", file=sys.stderr)
+    print(("dry run, nothing written: " if args.dry_run else "") + import_line(done))
     return 0
 
 
+def import_line(done: admin_ops.Imported) -> str:
+    """What an import did, in one line."""
+    s = done.summary
+    return (
+        f"{done.rows} rows; persons: {s.persons_added} added,"
+        f" {s.persons_updated} updated, {s.persons_unchanged} unchanged;"
+        f" households: {s.households_added} added, {s.households_updated} updated,"
+        f" {s.households_unchanged} unchanged"
+    )
+
+
 def _passes_bulk(args: argparse.Namespace, issuer: Issuer) -> int:
-    now = datetime.now(UTC)
-    start = parse_moment(args.valid_from, end_of_day=False) if args.valid_from else now
-    roles = None
-    if args.roles:
-        roles = [role.strip() for role in args.roles.split(",") if role.strip()]
-        unknown = sorted(set(roles) - {"resident", "tenant", "landlord"})
-        if unknown:
-            raise ValueError(f"--roles: unknown {', '.join(unknown)} (resident, tenant, landlord)")
-    scope = Scope.parse(args.scope or f"compound:{args.compound}")
     options: dict[str, Any] = {
         "compound": args.compound,
-        "kind": PassKind(args.kind),
+        "kind": args.kind,
         "per": args.per,
-        "start": start,
         "days": args.days,
-        "scope": scope,
-        "now": now,
-        "roles": roles,
-        "quota": parse_quota(args.quota),
+        "valid_from": args.valid_from,
+        "scope": args.scope,
+        "roles": args.roles,
+        "quota": args.quota,
         "chunk": args.chunk,
         "progress": progress_lines("passes issued"),
     }
+    now = datetime.now(UTC)
     if args.out:
         with args.out.open("a", encoding="utf-8") as out:
-            result = bulk.issue_bulk(issuer, out=out, **options)
+            result = admin_ops.issue_bulk(issuer, now, out=out, **options)
     else:
-        result = bulk.issue_bulk(issuer, **options)
+        result = admin_ops.issue_bulk(issuer, now, **options)
     print(
         f"{result.issued} {args.kind} passes issued per {args.per};"
         f" {result.skipped} skipped (hold a live {args.kind} pass already)"

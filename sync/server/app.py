@@ -6,7 +6,9 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``GET /v1/admin/gates``, ``GET /v1/admin/gates/{gate}/sync-log``,
 ``GET /v1/admin/entries``, ``GET /v1/admin/logs``; visitor passes under
 ``/v1/admin/visitors`` (``sync/server/visitors_api.py``), the compounds' routes in
-``compounds_api``.
+``compounds_api``; and the admin web page at ``/admin/`` with its flows (``admin_web``,
+``admin_api``, ``admin_api_people``), whose guard checks the admin token or a
+signed-in session (and its CSRF token) on every ``/v1/admin`` route.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from sync.compound_lists import derived_lists, placed
 from sync.errors import StoreError, WrongPlace
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
-from sync.server import compounds_api, visitors_api
-from sync.server.auth import bearer, new_token, normalise_code, same_secret, secret_hash
+from sync.server import admin_api, admin_api_people, admin_web, compounds_api, visitors_api
+from sync.server.admin_jobs import Jobs
+from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
 from sync.server.stats_api import register as register_admin_data
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
@@ -86,11 +89,14 @@ def create_app(
         return None
 
     def admin_auth(request: Request) -> JSONResponse | None:
-        token = bearer(request.headers.get("authorization"))
-        if token is None or not same_secret(token, admin_token):
+        # admin_web's guard let the request in (token, or session + CSRF); this says so.
+        if admin_web.admin_name(request) is None:
             return error(401, "unauthorized", "the admin token is needed", **_challenge())
         return None
 
+    admin_web.install(app, store=issuer.store, admin_token=admin_token, clock=clock)
+    admin_api.register(app, issuer, clock, Jobs(admin_api.refusal))
+    admin_api_people.register(app, issuer, clock)
     app.include_router(visitors_api.router(issuer, admin_auth, clock))
 
     @app.exception_handler(StoreError)

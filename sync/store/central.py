@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from gate_agent.core.passes import PassFields
+from sync.store.admins_sql import AdminStore
 
 if TYPE_CHECKING:
     from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
@@ -166,7 +167,7 @@ class QuotaRow:
 SettingRow = tuple[str, str, object, str, str]
 
 
-class IssuerStore(Protocol):
+class IssuerStore(AdminStore, Protocol):
     """The issuer-side central store that ``Issuer``, ``gate-sync`` and the server use."""
 
     def close(self) -> None:

@@ -16,7 +16,8 @@ store returns them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound
-from sync.store import compounds_sql, residents_sql, visitors_sql
+from sync.store import admins_sql, compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -128,16 +129,24 @@ _MIGRATIONS: Migrations = (
     visitors_sql.POSTGRES_MIGRATION,
     # 5: compounds' exit quotas and their history (``compounds_sql``).
     compounds_sql.POSTGRES_MIGRATION,
+    # 6: admin accounts, their sessions and the audit trail (``admins_sql``).
+    admins_sql.POSTGRES_MIGRATION,
 )
 
 
-class PostgresCentralStore(PostgresDatabase):
+class PostgresCentralStore(admins_sql.AdminStoreMixin, PostgresDatabase):
     """``IssuerStore`` on a PostgreSQL database given by a libpq DSN (tables in its search_path)."""
 
     MIGRATIONS = _MIGRATIONS
     VERSION_TABLE = "central_schema_version"
     SUBJECT = "central"
     DEFAULT_POOL_SIZE = CENTRAL_POOL_SIZE
+
+    @contextmanager
+    def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
+        """A transaction for the admin accounts' SQL (``admins_sql``)."""
+        with self._tx(what) as conn:
+            yield _runner(conn), aware
 
     @staticmethod
     def _bump(conn: psycopg.Connection[Row], name: str, *changed: str) -> int:

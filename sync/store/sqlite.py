@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
 from sync.errors import Conflict, NotFound, StoreError
-from sync.store import compounds_sql, residents_sql, visitors_sql
+from sync.store import admins_sql, compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
     DirectoryRow,
     Household,
@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
 _PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 
-class SqliteCentralStore:
+class SqliteCentralStore(admins_sql.AdminStoreMixin):
     """The issuer-side central store in one SQLite file, nothing to set up."""
 
     def __init__(self, path: Path) -> None:
@@ -121,6 +121,7 @@ class SqliteCentralStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._db.executescript(residents_sql.SQLITE_SCHEMA)
+            self._db.executescript(admins_sql.SQLITE_SCHEMA)
             self._db.executescript(compounds_sql.SQLITE_SCHEMA)
             _upgrade(self._db)
             self._db.executescript(visitors_sql.SQLITE_SCHEMA)
@@ -149,6 +150,12 @@ class SqliteCentralStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
+        """A write transaction for the admin accounts' SQL (``admins_sql``)."""
+        with self._tx() as db:
+            yield _runner(db), _iso
 
     def _bump(self, db: sqlite3.Connection, name: str, *changed: str) -> int:
         """Raise a list's version; record the item keys that changed with it."""
@@ -680,13 +687,23 @@ def _runner(db: sqlite3.Connection) -> residents_sql.Run:
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a file made by an older version up to the schema above (columns added since)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
-    if "retire_at" not in columns:
-        db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
-    if "once" not in {row[1] for row in db.execute("PRAGMA table_info(passes)")}:
-        # A file from before one-time passes: every pass it holds is not one.
-        db.execute("ALTER TABLE passes ADD COLUMN once INTEGER NOT NULL DEFAULT 0")
+    """Bring a file made by an older version up to the schema above (columns added since).
+
+    Under the write lock: server workers open the file at the same moment, and a column
+    checked missing by two of them must be added by one.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(issuer_keys)")}
+        if "retire_at" not in columns:
+            db.execute("ALTER TABLE issuer_keys ADD COLUMN retire_at TEXT")
+        if "once" not in {row[1] for row in db.execute("PRAGMA table_info(passes)")}:
+            # A file from before one-time passes: every pass it holds is not one.
+            db.execute("ALTER TABLE passes ADD COLUMN once INTEGER NOT NULL DEFAULT 0")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 #: The name this store had before PostgreSQL could hold the same data.

@@ -139,6 +139,7 @@ def test_a_postgres_centre_from_before_rotation_is_upgraded(postgres_dsn: str) -
     with PostgresCentralStore(postgres_dsn) as store:
         kid = store.add_key(raw_key(), NOW)
     with psycopg.connect(postgres_dsn) as conn:  # back to migration 1, with a key in it
+        conn.execute("DROP TABLE admin_audit, admin_sessions, admin_accounts")  # admins'
         conn.execute("DROP TABLE compound_quotas, compound_quota_history")  # migration 5's
         conn.execute("DROP TABLE visitor_request_history, visitor_requests")  # migration 4's
         conn.execute("ALTER TABLE passes DROP COLUMN once")
