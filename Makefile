@@ -138,6 +138,7 @@ bench: install
 	$(BIN)/python -m bench.bundle --out bench/out/bundle.json
 	$(BIN)/python -m bench.sync --out bench/out/sync.json
 	$(BIN)/python -m bench.trace --out bench/out/trace.json
+	$(BIN)/python -m bench.stats --out bench/out/stats.json
 	$(BIN)/python -m bench.compound --out bench/out/compound.json
 
 clean:

@@ -10,6 +10,7 @@ import pytest
 
 from bench import bundle, decode, gate, ledger, passes
 from bench import compound as compound_bench
+from bench import stats as stats_bench
 from bench import sync as sync_bench
 from bench import trace as trace_bench
 
@@ -98,6 +99,16 @@ def test_trace_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert report["same_rows_as_scan"] is True and report["gate_hour_rows"] == 120
     assert report["pass_rows"] == 300 // 15 and report["inside_passes"] > 0
     assert {"ratio_trace_vs_scan", "ratio_ingest_with_vs_without"} <= set(report)
+
+
+def test_stats_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run(stats_bench, tmp_path / "s.json", "--count", "400", "--gates", "3",
+                 "--days", "2")  # fmt: skip
+    capsys.readouterr()
+    # Counted in SQL, every entry is there, and hour by hour as Python counts them.
+    assert report["entries"] == report["counted"] == 400
+    assert report["same_hourly_counts"] is True
+    assert {"stats_seconds", "python_count_seconds", "ratio_stats_vs_python"} <= set(report)
 
 
 def test_compound_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,6 +35,7 @@ from sync.server import admin_api, admin_api_people, admin_web, compounds_api, v
 from sync.server.admin_jobs import Jobs
 from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
+from sync.server.stats_api import register as register_admin_data
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
 
 logger = logging.getLogger(__name__)
@@ -279,6 +280,8 @@ def create_app(
             headers=headers,
         )
 
+    # The admin page's statistics, traces and ledgers (sync/server/stats_api.py).
+    register_admin_data(app, store=store, issuer=issuer.store, admin_auth=admin_auth, clock=clock)
     compounds_api.register(app, store, issuer, admin_auth=admin_auth, error=error, clock=clock)
     return app
 

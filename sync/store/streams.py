@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sync.errors import WrongPlace
 from sync.protocol import Ack, Batch, StreamConflict
+from sync.store.stats import EntryStats, StatsQuery
 
 MAX_ENTRIES_PAGE = 10_000
 #: How far a store may widen a query's time window: its index compares times with
@@ -242,6 +243,9 @@ class StreamStore(Protocol):
 
     def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
         """A gate's most recent batches, newest first."""
+
+    def entry_stats(self, query: StatsQuery) -> EntryStats:
+        """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
 
     def close(self) -> None:
         """Release the database."""

@@ -31,8 +31,10 @@ from typing import LiteralString
 
 from gate_agent.core.chain import genesis_hash
 from sync.protocol import Ack, Batch, StreamConflict
+from sync.store import stats_postgres
 from sync.store.checks import clock_offset_ms, judge_batch, new_entries
 from sync.store.postgres_base import Migrations, PostgresDatabase, Row, aware, one, psycopg, text
+from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
     EntryQuery,
@@ -579,6 +581,11 @@ class PostgresStreamStore(PostgresDatabase):
             )
             for row in rows
         ]
+
+    def entry_stats(self, query: StatsQuery) -> EntryStats:
+        """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
+        with self._tx("count entries") as conn:
+            return stats_postgres.entry_stats(conn, query)
 
 
 def _record(row: Row) -> EntryRecord:

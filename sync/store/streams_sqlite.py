@@ -23,7 +23,9 @@ from typing import Any, Self
 from gate_agent.core.chain import genesis_hash
 from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
+from sync.store import stats_sqlite
 from sync.store.checks import clock_offset_ms, judge_batch, new_entries
+from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
     RECENT_FIELDS,
@@ -42,6 +44,7 @@ from sync.store.streams import (
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+STATS_MMAP_BYTES = 256 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gates (
@@ -643,6 +646,29 @@ class SqliteStreamStore:
             )
             for row in rows
         ]
+
+    def entry_stats(self, query: StatsQuery) -> EntryStats:
+        """Entries of a window counted in the database, for charts (``sync/store/stats.py``).
+
+        On a read-only connection of its own: counting a month of entries takes
+        seconds, and the shared reader must stay free for the gates' token checks.
+        """
+        try:
+            db = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the central database: {exc}") from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # The count reads a large part of the file once: map it rather than copy it
+            # page by page through the small page cache.
+            db.execute(f"PRAGMA mmap_size = {STATS_MMAP_BYTES}")
+            return stats_sqlite.entry_stats(db, query)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed: {exc}") from exc
+        finally:
+            db.close()
 
 
 def _add_place(db: sqlite3.Connection) -> None:
