@@ -66,10 +66,8 @@ def entry_stats(conn: psycopg.Connection[Row], query: StatsQuery) -> EntryStats:
         f" FROM ({rows}) AS r GROUP BY 1, 2 ORDER BY 1, 2"
     )
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    # gate_entry_time (stream migration 2) is marked PARALLEL SAFE but enters an
-    # exception block, a subtransaction, which a parallel worker may not start: over a
-    # large window PostgreSQL would plan parallel workers and fail. Count serially.
-    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    # gate_entry_time enters an exception block, a subtransaction, which a parallel worker
+    # may not start: stream migration 4 declares it PARALLEL RESTRICTED (leader only).
     if query.max_entries is not None:
         found = conn.execute(f"SELECT count(*) FROM entries WHERE {where}", params).fetchone()  # noqa: S608 - literals and marks only
         held = 0 if found is None else int(found[0])

@@ -286,5 +286,11 @@ def test_postgres_counts_even_where_it_would_plan_parallel_workers(
     try:
         sync_gate(store, tmp_path / "a.sqlite3", "gate-a", GATE_A)
         assert stats(store)["total"] == 8
+        # What keeps any query on it out of parallel workers: stream migration 4.
+        with psycopg.connect(dsn) as conn:
+            declared = conn.execute(
+                "SELECT proparallel FROM pg_proc WHERE proname = 'gate_entry_time'"
+            ).fetchall()
+        assert declared and {row[0] for row in declared} == {"r"}
     finally:
         store.close()
