@@ -160,6 +160,13 @@ def test_who_was_inside_by_compound_or_by_gates(admin: Admin, tmp_path: Path) ->
     sync_api.expect(section.locator("#trace-csv")).not_to_have_attribute("href", href)
     passes = {r.locator("td").first.inner_text() for r in rows.all()}
     assert "P5" not in passes and passes <= by_compound
+    # A refused trace leaves no table and no downloads of an earlier one behind.
+    section.locator("[name=at]").fill("")
+    section.locator("[name=gates]").fill("not a gate!")
+    section.locator("#trace-show").click()
+    sync_api.expect(result_of(section)).to_contain_text("门岗编号有误")
+    sync_api.expect(section.locator("#trace-csv")).to_be_hidden()
+    assert rows.count() == 0
 
 
 def test_a_ledger_downloads_with_the_session_and_opens(admin: Admin) -> None:

@@ -113,6 +113,14 @@
         data.rows, "no_trace_rows"));
       };
 
+      /** No table and no downloads: what is shown always matches the links. */
+      const clear = () => {
+        shown = null;
+        out.replaceChildren();
+        summary.hidden = true;
+        downloads.hidden = true;
+      };
+
       const load = async () => {
         let asked;
         loading.hidden = false;
@@ -120,6 +128,7 @@
           asked = await request();
         } catch (problem) {
           loading.hidden = true;
+          clear();
           say(note, false, problem.word ? T(problem.word) : errorText(problem.reply.data, problem.reply.status));
           return;
         }
@@ -128,11 +137,8 @@
         const reply = await api("GET", asked.path + "?" + params.toString());
         loading.hidden = true;
         if (!reply.ok) {
+          clear();
           say(note, false, errorText(reply.data, reply.status));
-          shown = null;
-          out.replaceChildren();
-          summary.hidden = true;
-          downloads.hidden = true;
           return;
         }
         note.hidden = true;
