@@ -8,11 +8,15 @@ import re
 import tomllib
 from pathlib import Path
 
+from sync.ledgers import LEDGERS
+from sync.pull import COLUMNS
+from sync.trace import INSIDE_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "sync" / "server" / "static" / "admin"
 SERVER = ROOT / "sync" / "server"
 #: Words the panels make from a prefix and a value the server sends.
-DYNAMIC = {
+DYNAMIC: dict[str, list[str]] = {
     "kind_": ["resident", "tenant", "worker", "delivery", "vehicle", "visitor"],
     "pass_": ["active", "revoked", "expired", "key-retired", "unverifiable"],
     "key_": ["active", "rotating", "retired"],
@@ -21,6 +25,10 @@ DYNAMIC = {
     "role_": ["resident", "tenant", "landlord"],
     "vstate_": ["pending", "approved", "rejected", "cancelled"],
     "vdone_": ["approve", "reject", "cancel"],
+    "range_": ["today", "yesterday", "week", "dates"],
+    "trace_": ["gates", "pass", "household", "inside"],
+    "ledger_": list(LEDGERS),
+    "tc_": sorted({*COLUMNS, *INSIDE_COLUMNS}),
 }
 USES = [
     r'\bt: "([\w-]+)"', r'tPlaceholder: "([\w-]+)"', r'\bT\("([\w-]+)"\)', r'field\("([\w-]+)"',
@@ -82,6 +90,8 @@ def server_codes() -> set[str]:
             re.findall(r'(?:CardRefused|RosterRefused|VisitorRefused)\(\s*"([\w-]+)"', text)
         )
         codes.update(re.findall(r'return \d+, "([\w-]+)", str\(exc\)', text))
+        codes.update(re.findall(r'BadQuery\(\s*"([\w-]+)"', text))
+        codes.update(f"bad_{what}" for what in re.findall(r'_subject\(\w+, "(\w+)"\)', text))
     return codes
 
 
