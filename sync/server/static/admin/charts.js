@@ -384,20 +384,9 @@
     box.appendChild(table);
   }
 
-  function style() {
-    if (document.getElementById("gate-charts-style")) return;
-    const css = htmlNode("style", { id: "gate-charts-style" },
-      ".gate-chart{margin:0 0 1.5em}.gate-chart table{border-collapse:collapse}" +
-      ".gate-chart th,.gate-chart td{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}" +
-      ".gate-chart-empty{color:#555;font-style:italic}.gate-chart tr.stale{color:" + STALE + ";font-weight:bold}" +
-      ".gate-chart svg rect[data-count]:hover{stroke:#000;stroke-width:1}");
-    document.head.appendChild(css);
-  }
-
   /* Draw every chart of stats (and the sync state of fleet, when given) into container. */
   function render(container, stats, lang, fleet) {
     const i = languageIndex(lang);
-    style();
     container.replaceChildren();
     container.setAttribute("lang", i ? "en" : "zh-CN");
     drawHourly(container, stats, i);
