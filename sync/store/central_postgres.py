@@ -36,7 +36,6 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
-    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
@@ -48,7 +47,6 @@ from sync.store.postgres_base import (
     aware,
     psycopg,
 )
-from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 #: A smaller pool than the streams': issuing is rare, list reads are cached per version.
 CENTRAL_POOL_SIZE = 4
@@ -134,13 +132,32 @@ _MIGRATIONS: Migrations = (
 )
 
 
-class PostgresCentralStore(admins_sql.AdminStoreMixin, PostgresDatabase):
+class PostgresCentralStore(
+    admins_sql.AdminStoreMixin,
+    visitors_sql.VisitorStoreMixin,
+    compounds_sql.CompoundStoreMixin,
+    PostgresDatabase,
+):
     """``IssuerStore`` on a PostgreSQL database given by a libpq DSN (tables in its search_path)."""
 
     MIGRATIONS = _MIGRATIONS
     VERSION_TABLE = "central_schema_version"
     SUBJECT = "central"
     DEFAULT_POOL_SIZE = CENTRAL_POOL_SIZE
+
+    @contextmanager
+    def _sql_write(
+        self, what: str
+    ) -> Iterator[tuple[residents_sql.Run, residents_sql.Bump, residents_sql.When]]:
+        """A transaction for the shared SQL modules (``visitors_sql``, ``compounds_sql``)."""
+        with self._tx(what) as conn:
+            yield _runner(conn), partial(self._bump, conn), aware
+
+    @contextmanager
+    def _sql_read(self, what: str) -> Iterator[tuple[residents_sql.Run, residents_sql.When]]:
+        """A transaction to read in, for the shared SQL modules."""
+        with self._tx(what) as conn:
+            yield _runner(conn), aware
 
     @contextmanager
     def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
@@ -513,37 +530,6 @@ class PostgresCentralStore(admins_sql.AdminStoreMixin, PostgresDatabase):
         quota = None if compound is None else self.compound_quota(compound)
         return merged_settings(self.settings_rows(), gate_id, quota)
 
-    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
-
-    def set_compound_quota(
-        self, compound: str, quota: str | None, *, by: str, now: datetime
-    ) -> None:
-        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
-        with self._tx("set compound quota") as conn:
-            compounds_sql.set_quota(
-                _runner(conn), partial(self._bump, conn), aware, compound, quota, by, now
-            )
-
-    def compound_quotas(self) -> list[QuotaRow]:
-        """Every compound's quota in force, by compound."""
-        with self._tx("read compound quotas") as conn:
-            return compounds_sql.quotas(_runner(conn))
-
-    def compound_quota(self, compound: str) -> str | None:
-        """One compound's quota in force ("N/D"), or None."""
-        with self._tx("read compound quota") as conn:
-            return compounds_sql.quota_of(_runner(conn), compound)
-
-    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
-        """Every set and clear of one compound's quota (or all), oldest first."""
-        with self._tx("read compound quota history") as conn:
-            return compounds_sql.history(_runner(conn), compound)
-
-    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
-        with self._tx("read pass labels") as conn:
-            return compounds_sql.pass_labels(_runner(conn), pass_ids)
-
     # -- directory ----------------------------------------------------------------------
 
     def directory(self, now: datetime) -> list[DirectoryRow]:
@@ -654,79 +640,6 @@ class PostgresCentralStore(admins_sql.AdminStoreMixin, PostgresDatabase):
                 reason=reason,
                 now=now,
             )
-
-    # -- visitor requests and their passes (the SQL is in ``visitors_sql``) -------------------
-
-    def household(self, household_id: str) -> Household | None:
-        """The recorded household, or None."""
-        with self._tx("read household") as conn:
-            return visitors_sql.household(_runner(conn), household_id)
-
-    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
-        """Record a pending visitor request; its id."""
-        with self._tx("add visitor request") as conn:
-            return visitors_sql.add_request(_runner(conn), aware, draft, now)
-
-    def visitor_request(self, request_id: int) -> VisitorRequest:
-        """One visitor request; ``NotFound`` when there is none."""
-        with self._tx("read visitor request") as conn:
-            return visitors_sql.get(_runner(conn), request_id)
-
-    def visitor_requests(
-        self, *, pending: bool = False, household_id: str | None = None
-    ) -> list[VisitorRequest]:
-        """Visitor requests (only pending, only one host's), oldest first."""
-        with self._tx("read visitor requests") as conn:
-            return visitors_sql.requests(_runner(conn), pending=pending, household_id=household_id)
-
-    def visitor_passes(
-        self, since: datetime | None, until: datetime | None
-    ) -> list[VisitorRequest]:
-        """Approved requests whose visit overlaps ``[since, until)``, by start."""
-        with self._tx("read visitor passes") as conn:
-            return visitors_sql.issued_between(_runner(conn), aware, since, until)
-
-    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
-        """Every state a request went through, oldest first."""
-        with self._tx("read visitor history") as conn:
-            return visitors_sql.history(_runner(conn), request_id)
-
-    def approve_visitor_request(
-        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
-    ) -> None:
-        """Approve a pending request and record its pass in one transaction.
-
-        The conditional update locks the request's row: a second approver at the same
-        moment waits, then finds it approved and issues nothing.
-        """
-        with self._tx("approve visitor request") as conn:
-            visitors_sql.approve(
-                _runner(conn), partial(self._bump, conn), aware,
-                request_id=request_id, issued=issued, kid=kid, by=by, now=now,
-            )  # fmt: skip
-
-    def issue_visitor_pass(
-        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
-    ) -> int:
-        """Record a request approved at once by its requester, and its pass; its id."""
-        with self._tx("issue visitor pass") as conn:
-            run = _runner(conn)
-            request_id = visitors_sql.add_request(run, aware, draft, now)
-            visitors_sql.approve(
-                run, partial(self._bump, conn), aware, request_id=request_id, issued=issued,
-                kid=kid, by=draft.requested_by, now=now, direct=True,
-            )  # fmt: skip
-        return request_id
-
-    def close_visitor_request(
-        self, request_id: int, state: str, *, by: str, note: str, now: datetime
-    ) -> None:
-        """Reject or cancel a pending request, with why."""
-        with self._tx("close visitor request") as conn:
-            visitors_sql.close(
-                _runner(conn), aware,
-                request_id=request_id, state=state, by=by, note=note, now=now,
-            )  # fmt: skip
 
 
 class _Rollback(Exception):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sync.store.central import QuotaRow
-from sync.store.residents_sql import Bump, Run, When
+from sync.store.residents_sql import Bump, Run, SqlStore, When
 
 #: "N/D": N exits per D days, as a pass's ``q=`` rule writes it.
 QUOTA = re.compile(r"[1-9][0-9]?/[1-9][0-9]?")
@@ -130,3 +130,34 @@ def _text(value: object) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     return str(value)
+
+
+class CompoundStoreMixin(SqlStore):
+    """The compounds' exit quotas part of ``IssuerStore``, on a store's ``SqlStore`` hooks."""
+
+    def set_compound_quota(
+        self, compound: str, quota: str | None, *, by: str, now: datetime
+    ) -> None:
+        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
+        with self._sql_write("set compound quota") as (run, bump, when):
+            set_quota(run, bump, when, compound, quota, by, now)
+
+    def compound_quotas(self) -> list[QuotaRow]:
+        """Every compound's quota in force, by compound."""
+        with self._sql_read("read compound quotas") as (run, _):
+            return quotas(run)
+
+    def compound_quota(self, compound: str) -> str | None:
+        """One compound's quota in force ("N/D"), or None."""
+        with self._sql_read("read compound quota") as (run, _):
+            return quota_of(run, compound)
+
+    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
+        """Every set and clear of one compound's quota (or all), oldest first."""
+        with self._sql_read("read compound quota history") as (run, _):
+            return history(run, compound)
+
+    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
+        with self._sql_read("read pass labels") as (run, _):
+            return pass_labels(run, pass_ids)

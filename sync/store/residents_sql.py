@@ -13,6 +13,7 @@ person a pass was issued to, so a bulk run can skip those who hold one already.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,18 @@ from sync.store.central import Household, ImportSummary, IssuedPass, Person, Res
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 When = Callable[[datetime], object]
 Bump = Callable[..., int]
+
+
+class SqlStore:
+    """What a store gives the shared SQL modules' mixins (``visitors_sql``, ``compounds_sql``):
+    a write transaction's runner, list-version bump and time form, and a consistent read."""
+
+    def _sql_write(self, what: str) -> AbstractContextManager[tuple[Run, Bump, When]]:
+        raise NotImplementedError
+
+    def _sql_read(self, what: str) -> AbstractContextManager[tuple[Run, When]]:
+        raise NotImplementedError
+
 
 ROLES = ("resident", "tenant", "landlord")
 

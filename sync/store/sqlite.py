@@ -30,13 +30,11 @@ from sync.store.central import (
     KeyRow,
     PassRow,
     Person,
-    QuotaRow,
     Resident,
     SettingRow,
     merged_settings,
 )
 from sync.store.central import iso as _iso
-from sync.store.visitors_sql import VisitorDraft, VisitorEvent, VisitorRequest
 
 __all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
 
@@ -106,7 +104,9 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
 _PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 
-class SqliteCentralStore(admins_sql.AdminStoreMixin):
+class SqliteCentralStore(
+    admins_sql.AdminStoreMixin, visitors_sql.VisitorStoreMixin, compounds_sql.CompoundStoreMixin
+):
     """The issuer-side central store in one SQLite file, nothing to set up."""
 
     def __init__(self, path: Path) -> None:
@@ -150,6 +150,20 @@ class SqliteCentralStore(admins_sql.AdminStoreMixin):
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _sql_write(
+        self, what: str
+    ) -> Iterator[tuple[residents_sql.Run, residents_sql.Bump, residents_sql.When]]:
+        """A write transaction for the shared SQL modules (``visitors_sql``, ``compounds_sql``)."""
+        with self._tx() as db:
+            yield _runner(db), partial(self._bump, db), _iso
+
+    @contextmanager
+    def _sql_read(self, what: str) -> Iterator[tuple[residents_sql.Run, residents_sql.When]]:
+        """A read for the shared SQL modules: the connection, no one writing meanwhile."""
+        with self._lock:
+            yield _runner(self._db), _iso
 
     @contextmanager
     def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
@@ -480,37 +494,6 @@ class SqliteCentralStore(admins_sql.AdminStoreMixin):
         quota = None if compound is None else self.compound_quota(compound)
         return merged_settings(self.settings_rows(), gate_id, quota)
 
-    # -- compounds' exit quotas (the SQL is in ``compounds_sql``) ------------------------------
-
-    def set_compound_quota(
-        self, compound: str, quota: str | None, *, by: str, now: datetime
-    ) -> None:
-        """Set a compound's exit quota ("N/D") or clear it (None); raises ``settings``."""
-        with self._tx() as db:
-            compounds_sql.set_quota(
-                _runner(db), partial(self._bump, db), _iso, compound, quota, by, now
-            )
-
-    def compound_quotas(self) -> list[QuotaRow]:
-        """Every compound's quota in force, by compound."""
-        with self._lock:
-            return compounds_sql.quotas(_runner(self._db))
-
-    def compound_quota(self, compound: str) -> str | None:
-        """One compound's quota in force ("N/D"), or None."""
-        with self._lock:
-            return compounds_sql.quota_of(_runner(self._db), compound)
-
-    def compound_quota_history(self, compound: str | None = None) -> list[QuotaRow]:
-        """Every set and clear of one compound's quota (or all), oldest first."""
-        with self._lock:
-            return compounds_sql.history(_runner(self._db), compound)
-
-    def pass_labels(self, pass_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """(masked name, unit) as printed on each known pass of ``pass_ids``."""
-        with self._lock:
-            return compounds_sql.pass_labels(_runner(self._db), pass_ids)
-
     def directory(self, now: datetime) -> list[DirectoryRow]:
         """People passes in force or to come: issued, not revoked, valid until after ``now``.
 
@@ -598,77 +581,6 @@ class SqliteCentralStore(admins_sql.AdminStoreMixin):
                 reason=reason,
                 now=now,
             )
-
-    # -- visitor requests and their passes (the SQL is in ``visitors_sql``) -------------------
-
-    def household(self, household_id: str) -> Household | None:
-        """The recorded household, or None."""
-        with self._lock:
-            return visitors_sql.household(_runner(self._db), household_id)
-
-    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
-        """Record a pending visitor request; its id."""
-        with self._tx() as db:
-            return visitors_sql.add_request(_runner(db), _iso, draft, now)
-
-    def visitor_request(self, request_id: int) -> VisitorRequest:
-        """One visitor request; ``NotFound`` when there is none."""
-        with self._lock:
-            return visitors_sql.get(_runner(self._db), request_id)
-
-    def visitor_requests(
-        self, *, pending: bool = False, household_id: str | None = None
-    ) -> list[VisitorRequest]:
-        """Visitor requests (only pending, only one host's), oldest first."""
-        with self._lock:
-            return visitors_sql.requests(
-                _runner(self._db), pending=pending, household_id=household_id
-            )
-
-    def visitor_passes(
-        self, since: datetime | None, until: datetime | None
-    ) -> list[VisitorRequest]:
-        """Approved requests whose visit overlaps ``[since, until)``, by start."""
-        with self._lock:
-            return visitors_sql.issued_between(_runner(self._db), _iso, since, until)
-
-    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
-        """Every state a request went through, oldest first."""
-        with self._lock:
-            return visitors_sql.history(_runner(self._db), request_id)
-
-    def approve_visitor_request(
-        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
-    ) -> None:
-        """Approve a pending request and record its pass in one transaction."""
-        with self._tx() as db:
-            visitors_sql.approve(
-                _runner(db), partial(self._bump, db), _iso,
-                request_id=request_id, issued=issued, kid=kid, by=by, now=now,
-            )  # fmt: skip
-
-    def issue_visitor_pass(
-        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
-    ) -> int:
-        """Record a request approved at once by its requester, and its pass; its id."""
-        with self._tx() as db:
-            run = _runner(db)
-            request_id = visitors_sql.add_request(run, _iso, draft, now)
-            visitors_sql.approve(
-                run, partial(self._bump, db), _iso, request_id=request_id, issued=issued,
-                kid=kid, by=draft.requested_by, now=now, direct=True,
-            )  # fmt: skip
-        return request_id
-
-    def close_visitor_request(
-        self, request_id: int, state: str, *, by: str, note: str, now: datetime
-    ) -> None:
-        """Reject or cancel a pending request, with why."""
-        with self._tx() as db:
-            visitors_sql.close(
-                _runner(db), _iso,
-                request_id=request_id, state=state, by=by, note=note, now=now,
-            )  # fmt: skip
 
 
 class _Rollback(Exception):

@@ -20,7 +20,7 @@ from typing import Any
 
 from sync.errors import NotFound, VisitorRefused
 from sync.store.central import Household, IssuedPass
-from sync.store.residents_sql import Bump, Run, When, add_passes
+from sync.store.residents_sql import Bump, Run, SqlStore, When, add_passes
 
 STATES = ("pending", "approved", "rejected", "cancelled")
 
@@ -335,3 +335,71 @@ def _text(value: object) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     return str(value)
+
+
+class VisitorStoreMixin(SqlStore):
+    """The visitor requests' part of ``IssuerStore``, on a store's ``SqlStore`` hooks."""
+
+    def household(self, household_id: str) -> Household | None:
+        """The recorded household, or None."""
+        with self._sql_read("read household") as (run, _):
+            return household(run, household_id)
+
+    def add_visitor_request(self, draft: VisitorDraft, now: datetime) -> int:
+        """Record a pending visitor request; its id."""
+        with self._sql_write("add visitor request") as (run, _, when):
+            return add_request(run, when, draft, now)
+
+    def visitor_request(self, request_id: int) -> VisitorRequest:
+        """One visitor request; ``NotFound`` when there is none."""
+        with self._sql_read("read visitor request") as (run, _):
+            return get(run, request_id)
+
+    def visitor_requests(
+        self, *, pending: bool = False, household_id: str | None = None
+    ) -> list[VisitorRequest]:
+        """Visitor requests (only pending, only one host's), oldest first."""
+        with self._sql_read("read visitor requests") as (run, _):
+            return requests(run, pending=pending, household_id=household_id)
+
+    def visitor_passes(
+        self, since: datetime | None, until: datetime | None
+    ) -> list[VisitorRequest]:
+        """Approved requests whose visit overlaps ``[since, until)``, by start."""
+        with self._sql_read("read visitor passes") as (run, when):
+            return issued_between(run, when, since, until)
+
+    def visitor_history(self, request_id: int) -> list[VisitorEvent]:
+        """Every state a request went through, oldest first."""
+        with self._sql_read("read visitor history") as (run, _):
+            return history(run, request_id)
+
+    def approve_visitor_request(
+        self, request_id: int, issued: IssuedPass, kid: str, *, by: str, now: datetime
+    ) -> None:
+        """Approve a pending request and record its pass in one transaction.
+
+        The conditional update locks the request's row (on PostgreSQL): a second approver
+        at the same moment waits, then finds it approved and issues nothing.
+        """
+        with self._sql_write("approve visitor request") as (run, bump, when):
+            approve(run, bump, when, request_id=request_id, issued=issued, kid=kid, by=by, now=now)
+
+    def issue_visitor_pass(
+        self, draft: VisitorDraft, issued: IssuedPass, kid: str, now: datetime
+    ) -> int:
+        """Record a request approved at once by its requester, and its pass; its id."""
+        with self._sql_write("issue visitor pass") as (run, bump, when):
+            request_id = add_request(run, when, draft, now)
+            approve(
+                run, bump, when, request_id=request_id, issued=issued,
+                kid=kid, by=draft.requested_by, now=now, direct=True,
+            )  # fmt: skip
+        return request_id
+
+    def close_visitor_request(
+        self, request_id: int, state: str, *, by: str, note: str, now: datetime
+    ) -> None:
+        """Reject or cancel a pending request, with why."""
+        with self._sql_write("close visitor request") as (run, _, when):
+            close(run, when, request_id=request_id, state=state, by=by, note=note, now=now)
