@@ -194,6 +194,20 @@ class SyncSection(_Strict):
         return self
 
 
+class RetentionSection(_Strict):
+    """How long personal data stays on the gate, and the free space it keeps watch over."""
+
+    days: int = Field(
+        28, ge=1, le=3650, description="Purge personal data of entries older than this"
+    )
+    warn_free_mb: int = Field(
+        200, ge=1, le=1_000_000, description="Warn the guard below this much free space"
+    )
+    reserve_mb: int = Field(
+        32, ge=0, le=1024, description="Space held back for entries when the disk fills; 0: none"
+    )
+
+
 class GateConfig(_Strict):
     """The whole gate.toml."""
 
@@ -205,6 +219,7 @@ class GateConfig(_Strict):
     signals: SignalsSection = SignalsSection()
     console: ConsoleSection = ConsoleSection()
     sync: SyncSection = SyncSection()
+    retention: RetentionSection = RetentionSection()
 
     @model_validator(mode="after")
     def _distinct_lanes(self) -> GateConfig:

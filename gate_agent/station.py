@@ -32,7 +32,7 @@ from gate_agent.core.temperature import (
     TemperatureRefusal,
     measure,
 )
-from gate_agent.errors import ImageError, LedgerError
+from gate_agent.errors import ImageError, LedgerError, LedgerFull
 from gate_agent.events import EventBus, GateEvent
 from gate_agent.hardware.camera import FrameSource, SourceHealth
 from gate_agent.hardware.decoder import Decoder
@@ -149,6 +149,8 @@ class Station:
         signals.on_manual_release = self._on_button
         #: Called after each entry is committed (the uploader's wake-up).
         self.on_commit: Callable[[], None] | None = None
+        #: Called when the disk is full: frees the reserve (True) so the write is retried.
+        self.on_disk_full: Callable[[], bool] | None = None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -329,13 +331,24 @@ class Station:
 
     def _commit(self, draft: EntryDraft) -> StoredEntry | None:
         try:
-            entry = self.ledger.append(draft)
+            entry = self._append(draft)
         except (LedgerError, OSError) as exc:
             self.ledger_failed(exc)
             return None
         if self.on_commit is not None:
             self.on_commit()
         return entry
+
+    def _append(self, draft: EntryDraft) -> StoredEntry:
+        try:
+            return self.ledger.append(draft)
+        except LedgerFull:
+            # The failed write left nothing behind (rolled back): free the reserve and
+            # write once more, so the gate keeps recording while the guard is warned.
+            if self.on_disk_full is None or not self.on_disk_full():
+                raise
+            log.warning("disk full: the reserve was freed; writing the entry again")
+            return self.ledger.append(draft)
 
     def ledger_failed(self, exc: Exception) -> None:
         """The ledger could not be used: keep the gate locked, alert, tell the console."""
