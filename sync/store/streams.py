@@ -247,6 +247,11 @@ class StreamStore(Protocol):
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
 
+    def purge_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the personal data of entries whose time (corrected, else wall) is before
+        ``before``; how many (``dry_run``: would be, changing nothing)."""
+        ...
+
     def close(self) -> None:
         """Release the database."""
 
