@@ -107,6 +107,20 @@ def test_what_fails_is_named(tmp_path: Path) -> None:
     assert results(config, FakeClock(datetime.now(UTC)))["ledger"] is Status.PASS
 
 
+def test_a_disk_below_the_consoles_warning_level_fails(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    # The warning level at its highest, a terabyte: more than a test machine has free.
+    if shutil.disk_usage(tmp_path).free >= 1_000_000 * 2**20:
+        pytest.skip("this machine has more than a terabyte free")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n[retention]\nwarn_free_mb = 1000000\n",
+        encoding="utf-8",
+    )
+    checks = {c.name: c for c in run_checks(load_config(path), FakeClock())}
+    assert checks["disk"].status is Status.FAIL
+    assert "nearly full" in checks["disk"].detail and "gate-agent purge" in checks["disk"].detail
+
+
 def test_a_missing_camera_fails_its_check(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, source="v4l2:/dev/video97"))
     checks = {c.name: c for c in run_checks(config, FakeClock())}
