@@ -167,6 +167,11 @@ class ConsoleSection(_Strict):
         None, description="A file holding the admin token (mode 0600); none: no admin sign-in"
     )
     session_hours: float = Field(12.0, gt=0, le=24, description="A sign-in lasts a shift")
+    metrics_token_file: Path | None = Field(
+        None,
+        description="A file holding a token /metrics then asks for (Authorization: Bearer);"
+        " none: /metrics is open to the gate's LAN like /healthz",
+    )
 
 
 class SyncSection(_Strict):
@@ -261,8 +266,9 @@ def load_config(path: Path) -> GateConfig:
     if not data_dir.is_absolute():
         gate = config.gate.model_copy(update={"data_dir": base / data_dir})
         config = config.model_copy(update={"gate": gate})
-    token = config.console.admin_token_file
-    if token is not None and not token.is_absolute():
-        console = config.console.model_copy(update={"admin_token_file": base / token})
-        config = config.model_copy(update={"console": console})
+    for key in ("admin_token_file", "metrics_token_file"):
+        token = getattr(config.console, key)
+        if token is not None and not token.is_absolute():
+            console = config.console.model_copy(update={key: base / token})
+            config = config.model_copy(update={"console": console})
     return config

@@ -9,9 +9,10 @@ import logging
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,17 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="purge personal data older than this, at start and hourly; 0 keeps it"
         f" (env {retention.ENV_DAYS}, default {retention.DEFAULT_DAYS})",
+    )
+    serve.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="a token /metrics accepts besides the admin token, for Prometheus (mode 0600)",
+    )
+    serve.add_argument(
+        "--stale-hours",
+        type=float,
+        default=24.0,
+        help="/metrics counts a gate silent for this long as stale (24)",
     )
     _dsn_option(serve)
     serve.set_defaults(handler=_serve)
@@ -652,6 +664,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server stack
 
     from sync.server.app import create_app  # noqa: PLC0415
+    from sync.server.metrics import MULTIPROC_ENV  # noqa: PLC0415
 
     if not 1 <= args.workers <= 64:
         raise ValueError("--workers must be between 1 and 64")
@@ -676,12 +689,29 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
         # sync/server/workers.py): its own store connections, one shared socket. The
         # purge runs here, in the parent, once for them all.
         os.environ[WORKER_ARGV] = json.dumps(sys.argv[1:] if args.argv is None else args.argv)
-        with _purging(args, issuer):
+        with (
+            _purging(args, issuer),
+            tempfile.TemporaryDirectory(prefix="gate-sync-metrics-") as folder,
+        ):
+            # Each worker counts its own requests into files here; /metrics sums them all.
+            # A fresh folder each start: counts left by an earlier run would be summed too.
+            os.environ[MULTIPROC_ENV] = folder
             uvicorn.run("sync.server.workers:app", factory=True, workers=args.workers, **options)
         return 0
     with closing(open_streams(args)) as streams, _purging(args, issuer):
-        uvicorn.run(create_app(streams, issuer, admin_token), **options)
+        uvicorn.run(create_app(streams, issuer, admin_token, **_metrics_options(args)), **options)
     return 0
+
+
+def _metrics_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``create_app``'s metrics token and stale-gate horizon from the serve command line."""
+    if not 0 < args.stale_hours <= 24 * 365:
+        raise ValueError("--stale-hours must be above 0 and at most a year")
+    token_file = args.metrics_token_file
+    return {
+        "metrics_token": None if token_file is None else read_admin_token(token_file),
+        "stale_after": timedelta(hours=args.stale_hours),
+    }
 
 
 def build_app(argv: list[str]) -> Any:
@@ -697,7 +727,8 @@ def build_app(argv: list[str]) -> Any:
     store = open_central(args.data_path, args.dsn)
     issuer = Issuer(args.data_path, store)
     streams = open_streams(args)
-    app = create_app(streams, issuer, read_admin_token(args.admin_token_file))
+    token = read_admin_token(args.admin_token_file)
+    app = create_app(streams, issuer, token, **_metrics_options(args))
     app.router.on_shutdown.extend([streams.close, store.close])
     return app
 

@@ -50,6 +50,7 @@ from sync.store.streams import (
     RecentQuery,
     StreamView,
     SyncLogRow,
+    SyncTotal,
     check_place,
     recent_entry,
 )
@@ -604,6 +605,20 @@ class PostgresStreamStore(PostgresDatabase):
             )
             for row in rows
         ]
+
+    def sync_totals(self) -> list[SyncTotal]:
+        """The whole sync log summed by result, by result (for ``/metrics``)."""
+        with self._tx("sum the sync log") as conn:
+            rows = conn.execute(
+                "SELECT result, count(*), COALESCE(sum(last_seq - first_seq + 1), 0),"
+                " COALESCE(sum(count), 0) FROM sync_log GROUP BY result ORDER BY result"
+            ).fetchall()
+        return [SyncTotal(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def ping(self) -> None:
+        """Answer a trivial query, or raise ``StoreError`` (for ``/healthz``)."""
+        with self._tx("answer a trivial query") as conn:
+            conn.execute("SELECT 1").fetchone()
 
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""

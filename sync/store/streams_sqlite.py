@@ -43,6 +43,7 @@ from sync.store.streams import (
     RecentQuery,
     StreamView,
     SyncLogRow,
+    SyncTotal,
     check_place,
     recent_entry,
 )
@@ -660,6 +661,20 @@ class SqliteStreamStore:
             )
             for row in rows
         ]
+
+    def sync_totals(self) -> list[SyncTotal]:
+        """The whole sync log summed by result, by result (for ``/metrics``)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT result, count(*), COALESCE(sum(last_seq - first_seq + 1), 0),"
+                " COALESCE(sum(count), 0) FROM sync_log GROUP BY result ORDER BY result"
+            ).fetchall()
+        return [SyncTotal(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def ping(self) -> None:
+        """Answer a trivial query, or raise ``StoreError`` (for ``/healthz``)."""
+        with self._read() as db:
+            db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
 
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``).
