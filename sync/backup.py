@@ -151,9 +151,24 @@ def _copy_sqlite(source: Path, target: Path) -> None:
     _fsync(target)
 
 
+def pg_environment(dsn: str) -> tuple[str, dict[str, str]]:
+    """The DSN without its password, and the environment carrying it (``PGPASSWORD``):
+    a password on a command line is visible to every user of the machine (``ps``)."""
+    # Imported here: psycopg is the optional `postgres` extra, there whenever a DSN is.
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+
+    params = conninfo_to_dict(dsn)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo("", **params), env
+
+
 def _pg_dump(dsn: str, target: Path) -> None:
+    conninfo, env = pg_environment(dsn)
     result = subprocess.run(
-        pg_dump_command(dsn, target), capture_output=True, text=True, check=False
+        pg_dump_command(conninfo, target), capture_output=True, text=True, check=False, env=env
     )
     if result.returncode != 0:
         raise BackupRefused("pg_dump_failed", f"pg_dump failed: {result.stderr.strip()}")
@@ -277,9 +292,10 @@ def restore(
         if which("pg_restore") is None:
             command = " ".join(pg_restore_command("$GATE_SYNC_DSN", path / PG_DUMP_FILE))
             raise BackupRefused("pg_restore_missing", f"pg_restore is not on PATH: {command}")
+        conninfo, env = pg_environment(dsn)
         result = subprocess.run(
-            pg_restore_command(dsn, path / PG_DUMP_FILE), capture_output=True, text=True,
-            check=False,
+            pg_restore_command(conninfo, path / PG_DUMP_FILE), capture_output=True, text=True,
+            check=False, env=env,
         )  # fmt: skip
         if result.returncode != 0:
             raise BackupRefused("pg_restore_failed", f"pg_restore: {result.stderr.strip()}")

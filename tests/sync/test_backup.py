@@ -222,3 +222,13 @@ def test_a_backup_while_gates_upload_is_a_consistent_prefix(
             db.close()
         # Whatever moment it caught: the cursor and the entries agree, with no hole.
         assert seqs == list(range(1, (through or 0) + 1))
+
+
+def test_a_dsn_password_goes_to_pg_dump_in_the_environment_not_the_command_line() -> None:
+    pytest.importorskip("psycopg")
+    conninfo, env = backup.pg_environment(
+        "postgresql://gate_sync:s3cr%40t@db.internal:5432/gate_sync?options=-csearch_path%3Dgs"
+    )
+    assert env["PGPASSWORD"] == "s3cr@t"
+    assert "s3cr" not in " ".join(backup.pg_dump_command(conninfo, Path("out")))
+    assert "dbname=gate_sync" in conninfo and "search_path=gs" in conninfo
