@@ -226,9 +226,11 @@ def take_pairs(
 
 
 def _ask(ask: Ask, prompt: str) -> str | None:
+    """The answer; None when input ends or the technician presses Ctrl-C (stop: the pairs
+    taken so far are saved and fitted)."""
     try:
         return ask(prompt)
-    except EOFError:
+    except (EOFError, KeyboardInterrupt):
         return None
 
 

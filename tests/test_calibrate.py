@@ -234,3 +234,31 @@ def test_a_k_set_as_a_dotted_key_elsewhere_is_refused_not_doubled() -> None:
         calibrate.set_skin_model_k(
             GATE.replace("[gate]", "thermometer.skin_model_k = 0.1\n[gate]"), 0.2
         )
+
+
+def test_the_cli_measures_through_the_configured_thermometer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text(
+        GATE + 'data_dir = "data"\n[thermometer]\nkind = "simulated"\nwarmup_seconds = 0\n',
+        encoding="utf-8",
+    )
+    prompts: list[str] = []
+
+    def stop(prompt: str) -> str:
+        prompts.append(prompt)
+        raise KeyboardInterrupt  # Ctrl-C at the first prompt: stop, keep what was taken
+
+    monkeypatch.setattr("builtins.input", stop)
+    assert agent_cli.main(["--config", str(path), "calibrate", "--people", "5"]) == 2
+    out = capsys.readouterr().out
+    assert "5 people, one at a time" in out
+    assert "Pairs are saved to " + str(tmp_path / "data" / "calibration-") in out
+    assert prompts and prompts[0].startswith("Person 1 of 5")
+    assert "refused [too_few_pairs]" in out
+    path.write_text(GATE + '[thermometer]\nkind = "none"\n', encoding="utf-8")
+    assert agent_cli.main(["--config", str(path), "calibrate"]) == 1
+    assert "there is no sensor to calibrate" in capsys.readouterr().err
+    assert agent_cli.main(["--config", str(path), "calibrate", "--people", "3"]) == 1
+    assert "--people must be at least 5" in capsys.readouterr().err
