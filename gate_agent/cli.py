@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gate_agent import calibrate as calibrate_
 from gate_agent import commands as commands_
 from gate_agent import housekeeping
 from gate_agent.assess import Assessor, Evaluation
@@ -130,6 +131,26 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     purge.add_argument("--json", action="store_true", help="print the counts as JSON")
     purge.set_defaults(handler=_purge)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit the thermometer's skin model k against a clinical thermometer"
+    )
+    calibrate.add_argument(
+        "--pairs",
+        type=Path,
+        help="fit the pairs of this CSV (skin_celsius, ambient_celsius, clinical_celsius)"
+        " instead of measuring people now",
+    )
+    calibrate.add_argument(
+        "--people", type=int, default=8, help="people to measure, one by one (8; at least 5)"
+    )
+    calibrate.add_argument(
+        "--save", type=Path, help="CSV the pairs are saved to (default: the data folder)"
+    )
+    calibrate.add_argument(
+        "--write", action="store_true", help="set skin_model_k in gate.toml (comments kept)"
+    )
+    calibrate.set_defaults(handler=_calibrate)
 
     verify = commands.add_parser("verify-ledger", help="check the ledger's integrity and chain")
     verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
@@ -365,6 +386,21 @@ def _purge(args: argparse.Namespace) -> int:
         f" {counts.alerts} alerts and {counts.passages} passages of the compound"
     )
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    return calibrate_.command(
+        load_config(path),
+        path,
+        pairs_file=args.pairs,
+        people=args.people,
+        save=args.save,
+        write=args.write,
+        clock=SystemClock(),
+        ask=input,
+        say=print,
+    )
 
 
 def _verify_ledger(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from sync import (
     bundle_import,
     cli_accounts,
     cli_admin,
+    cli_backup,
     cli_compounds,
     cli_gates,
     cli_visitors,
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Over HTTP from an admin's machine: no central data folder here.
             return _pull_remote(args)
         args.dsn = args.dsn or os.environ.get("GATE_SYNC_DSN") or None
+        if getattr(args, "no_store", False):
+            # Backups read the data folder as files: opening a store could create one.
+            return cli_backup.run(args)
         with closing(open_central(data_dir, args.dsn)) as store:
             # Private key files stay in the data folder even when the rest is in PostgreSQL.
             issuer = Issuer(data_dir, store)
@@ -231,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_trace_commands(commands, _dsn_option, open_streams)
     cli_accounts.register(commands, _dsn_option)
+    cli_backup.register(commands, _dsn_option)
 
     imp = commands.add_parser(
         "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"

@@ -9,7 +9,8 @@ SyncError
  ├── WrongPlace      (ValueError)  a gate enrolling with another place than the centre's
  ├── CardRefused     (ValueError)  no card for this pass (revoked, expired...) or no CJK font
  ├── RosterRefused   (ValueError)  a residents file with bad rows (each named by row, column)
- └── VisitorRefused  (ValueError)  a visitor request or pass refused (unknown host, too long...)
+ ├── VisitorRefused  (ValueError)  a visitor request or pass refused (unknown host, too long...)
+ └── BackupRefused   (ValueError)  a backup not made, not sound, or not restored (a code says why)
 """
 
 
@@ -61,6 +62,16 @@ class RosterRefused(SyncError, ValueError):
 
 class VisitorRefused(SyncError, ValueError):
     """A visitor request, approval or pass refused; ``code`` is stable (see docs)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        """A refusal with its stable code."""
+        super().__init__(f"{detail} ({code})")
+        self.code = code
+        self.detail = detail
+
+
+class BackupRefused(SyncError, ValueError):
+    """A backup that cannot be made, checked or restored; ``code`` is stable."""
 
     def __init__(self, code: str, detail: str) -> None:
         """A refusal with its stable code."""
