@@ -144,9 +144,14 @@ apt_packages() {
   local wanted=(python3-venv libzbar0 i2c-tools) missing=() pkg
   [ "$ROLE" = gate ] || wanted=(python3-venv)
   [ "$KIOSK" = 0 ] || wanted+=(cage chromium fonts-noto-cjk)
+  # A camera module is read through rpicam-vid (Raspberry Pi OS's own package).
+  if [ "$ROLE" = gate ] && grep -q '^source = "rpicam:' "$SOURCE/firmware_config/profiles/$(chosen_profile).toml"; then
+    wanted+=(rpicam-apps-lite)
+  fi
   for pkg in "${wanted[@]}"; do
     # libzbar0 is libzbar0t64 on trixie-based images; either one will do.
     if [ "$pkg" = libzbar0 ] && installed libzbar0t64; then continue; fi
+    if [ "$pkg" = rpicam-apps-lite ] && installed rpicam-apps; then continue; fi
     installed "$pkg" || missing+=("$pkg")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
@@ -198,13 +203,15 @@ source_and_venv() {  # copy the source, build the venv; both only when the sourc
     --exclude=./build --exclude=./dist --exclude=./demo-data --exclude=./bench/out \
     --exclude=__pycache__ --exclude=.pytest_cache --exclude=.mypy_cache \
     --exclude=.ruff_cache --exclude=.hypothesis --exclude=node_modules -cf - . \
-    | tar -C "$stage" -xf -
+    | tar -C "$stage" --no-same-owner --no-same-permissions -xf -  # root's, 0755/0644
   chmod 0755 "$stage"
   hash="$(tree_hash "$stage") $EXTRAS"
   if [ -f "$R$STAMP" ] && [ "$(cat "$R$STAMP")" = "$hash" ] && [ -d "$src" ]; then
     rm -rf "$stage"; return 0
   fi
   rm -rf "$src"; mv "$stage" "$src"
+  # A venv whose python no longer runs (the OS moved to a newer Python) is made anew.
+  if [ -e "$venv" ] && ! "$venv/bin/python" -c '' 2>/dev/null; then rm -rf "$venv"; fi
   if [ ! -x "$venv/bin/python" ]; then
     say "creating the virtual environment $PREFIX/venv"
     python3 -m venv "$venv"
@@ -385,6 +392,9 @@ fi
 case "$ACTION" in install|upgrade)
   if [ ! -f "$SOURCE/pyproject.toml" ] || [ ! -f "$SOURCE/firmware_config/install.sh" ]; then
     die no_source 4 "$SOURCE is not a gate-station source tree"
+  fi
+  if [ -n "$PROFILE" ] && [ ! -f "$SOURCE/firmware_config/profiles/$PROFILE.toml" ]; then
+    usage "no profile '$PROFILE' in firmware_config/profiles/"
   fi
 esac
 case "$ACTION" in

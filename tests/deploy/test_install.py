@@ -199,6 +199,10 @@ def test_a_gate_with_its_kiosk_installs_reinstalls_upgrades_and_uninstalls(
     machine = make_machine(tmp_path, model="Raspberry Pi 5 Model B Rev 1.0", real_venv=True)
     root = machine.root
     source = copy_source(tmp_path / "source-1")
+    # A tree checked out by the Pi's login user, group-writable: root's alone once copied.
+    readme = source / "README.md"
+    os.chown(readme, 1000, 1000)
+    readme.chmod(0o664)
 
     # -- install: the real venv and pip install of .[gate] (its dependencies from the cache).
     machine.run("--kiosk", "--source", str(source), "install")
@@ -208,6 +212,7 @@ def test_a_gate_with_its_kiosk_installs_reinstalls_upgrades_and_uninstalls(
     assert apt[0][1:] == ["update", "-qq"]
     assert set(apt[1]) >= {
         "install", "python3-venv", "libzbar0", "i2c-tools", "cage", "chromium", "fonts-noto-cjk",
+        "rpicam-apps-lite",  # the Pi 5's camera module is read through rpicam-vid
     }  # fmt: skip
     added_groups = [c[-1] for c in calls if c[0] == "groupadd"]
     assert "gpio" in added_groups and "i2c" in added_groups
@@ -230,7 +235,8 @@ def test_a_gate_with_its_kiosk_installs_reinstalls_upgrades_and_uninstalls(
         [str(venv / "bin" / "gate-agent"), "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "doctor" in help_text
-    assert (root / PREFIX / "src" / "pyproject.toml").is_file()
+    st = (root / PREFIX / "src" / "README.md").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o644)
     assert not (root / PREFIX / "src" / ".venv").exists()
     assert (root / PREFIX / "src" / "firmware_config" / "kiosk.sh").is_file()
 
@@ -373,6 +379,8 @@ def test_the_board_chooses_the_profile(
     machine.run("install")
     config = load_config(machine.root / "etc" / "gate-agent" / "gate.toml")
     assert config.cameras[0].source == camera
+    packages = next(c for c in machine.calls() if c[:2] == ["apt-get", "install"])
+    assert ("rpicam-apps-lite" in packages) == (camera == "rpicam:")
     boot = (machine.root / "boot" / "firmware" / "config.txt").read_text(encoding="utf-8")
     assert f"dtparam=i2c_arm=on,i2c_arm_baudrate={baudrate}\n" in boot
 
@@ -393,6 +401,7 @@ def test_an_older_image_gets_its_lines_in_boot_config_txt(tmp_path: Path) -> Non
         (["install", "upgrade"], 2, "usage"),
         (["--role", "edge", "install"], 2, "usage"),
         (["--role", "central", "--kiosk", "install"], 2, "usage"),
+        (["--profile", "pi3-webcam", "install"], 2, "usage"),
         (["upgrade"], 3, "not_installed"),
         (["--source", "/nonexistent", "install"], 4, "no_source"),
     ],
