@@ -261,6 +261,8 @@ central_config() {
 # GATE_SYNC_WORKERS=1
 # With a DSN the data lives in PostgreSQL instead of SQLite under GATE_SYNC_DATA:
 # GATE_SYNC_DSN=postgresql://gate_sync@localhost/gate_sync
+# Days personal data is kept in the stored entries (0 keeps it):
+# GATE_SYNC_RETENTION_DAYS=28
 EOF
     own gate-sync "$R/etc/gate-sync/gate-sync.env"
   fi
