@@ -142,7 +142,8 @@ class Watchdog:
 
     ``check`` returns None when all is well, else the problem in a few words. With
     ``ready`` it also sends READY=1 on the first good check (the central server is
-    ready once it answers). Without a watchdog interval it stops after that.
+    ready once it answers). Without a watchdog interval it stops after that, and once
+    ``stopping`` says the service is shutting down on purpose.
     """
 
     def __init__(
@@ -152,6 +153,7 @@ class Watchdog:
         *,
         ready: bool = False,
         ready_status: Callable[[], str] | None = None,
+        stopping: Callable[[], bool] | None = None,
         name: str = "watchdog",
     ) -> None:
         self.notifier = notifier
@@ -159,6 +161,7 @@ class Watchdog:
         self._check = check
         self._want_ready = ready
         self._ready_status = ready_status
+        self._stopping = stopping
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -207,6 +210,8 @@ class Watchdog:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._stopping is not None and self._stopping():
+                return  # shutting down on purpose: read nothing into the silence
             problem = self._safe_check()
             if problem is None:
                 if self._want_ready:

@@ -23,15 +23,21 @@ class DatagramListener:
         self.sock.bind(str(path))
         # Room for a big journal entry arriving as one datagram.
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # Who sent each datagram, as systemd checks it for NotifyAccess=main.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.senders: set[int] = set()
 
     def receive(self, timeout_s: float = 10.0) -> bytes | None:
         """The next datagram's bytes (a passed memfd's contents instead), or None on timeout."""
         self.sock.settimeout(timeout_s)
         try:
-            data, ancillary, _, _ = self.sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 4))
+            data, ancillary, _, _ = self.sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 4) * 2)
         except TimeoutError:
             return None
         for level, kind, payload in ancillary:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
+                pid, _, _ = struct.unpack("3i", payload[:12])
+                self.senders.add(pid)
             if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
                 fds = array.array("i")
                 fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
