@@ -121,3 +121,9 @@ def test_a_notify_unit_lets_only_its_main_process_notify(unit: Path) -> None:
     service = directives(unit)["Service"]
     if service.get("Type") == ["notify"]:
         assert service.get("NotifyAccess") == ["main"]
+
+
+@pytest.mark.parametrize("name", ["gate-agent.service", "gate-sync.service"])
+def test_a_watchdog_kill_leaves_the_python_stacks_in_the_journal(name: str) -> None:
+    environment = " ".join(directives(ROOT / "systemd" / name)["Service"]["Environment"])
+    assert "PYTHONFAULTHANDLER=1" in environment.split()
