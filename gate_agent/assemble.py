@@ -25,6 +25,7 @@ from gate_agent.hardware.decoder import QrDecoder
 from gate_agent.hardware.signals import GpioSignals, Signals, SignalSettings, mock_signals
 from gate_agent.hardware.simulated import SimulatedCamera
 from gate_agent.hardware.thermometer import MLX90614, SimulatedThermometer, Thermometer
+from gate_agent.housekeeping import Housekeeper
 from gate_agent.ledger import Ledger
 from gate_agent.sampler import ThermometerSampler
 from gate_agent.station import Lane, Station, StationSettings
@@ -47,6 +48,7 @@ class Gate:
     thermometer: Thermometer | None
     cameras: dict[str, FrameSource] = field(default_factory=dict)
     uploader: Uploader | None = None
+    housekeeper: Housekeeper | None = None
 
     def simulated_camera(self, lane: str) -> SimulatedCamera:
         """The simulated camera of a lane (demo and tests)."""
@@ -105,7 +107,11 @@ def open_gate(
         if uploader is not None:
             stack.callback(uploader.close)
             station.on_commit = uploader.wake
+        gate.housekeeper = Housekeeper(ledger, config, clock)
+        station.on_disk_full = gate.housekeeper.free_reserve
         if start:
+            gate.housekeeper.start()
+            stack.callback(gate.housekeeper.stop)
             if uploader is not None:
                 uploader.start()
             if sampler is not None:

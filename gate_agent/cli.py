@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gate_agent import commands as commands_
+from gate_agent import housekeeping
 from gate_agent.assess import Assessor, Evaluation
 from gate_agent.bundle_export import ExportRefused, export_bundle
 from gate_agent.clock import SystemClock
@@ -129,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     remove = guards_commands.add_parser("remove", help="end a guard's shift now")
     remove.add_argument("name")
     remove.set_defaults(handler=_guards_remove)
+
+    purge = commands.add_parser(
+        "purge", help="purge personal data past [retention] days now (the agent does it hourly)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    purge.add_argument("--json", action="store_true", help="print the counts as JSON")
+    purge.set_defaults(handler=_purge)
 
     verify = commands.add_parser("verify-ledger", help="check the ledger's integrity and chain")
     verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
@@ -337,6 +345,33 @@ def _evaluation_lines(evaluation: Evaluation) -> str:
     if d.alert:
         lines.append("  ! alert raised")
     return "\n".join(lines)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _open_ledger(config) as ledger:
+        counts = housekeeping.purge(
+            ledger,
+            now=datetime.now(UTC),
+            days=config.retention.days,
+            sync_enabled=config.sync.enabled,
+            dry_run=args.dry_run,
+        )
+    if args.json:
+        print(json.dumps(counts.as_dict()))
+        return 0
+    verb = "would purge" if args.dry_run else "purged"
+    scope = (
+        "sync off: by age alone"
+        if counts.through_seq is None
+        else f"acknowledged by the centre through entry {counts.through_seq}"
+    )
+    print(
+        f"{verb} the personal data of {counts.entries} entries older than"
+        f" {config.retention.days} days ({scope});"
+        f" {counts.alerts} alerts and {counts.passages} passages of the compound"
+    )
+    return 0
 
 
 def _verify_ledger(args: argparse.Namespace) -> int:

@@ -167,6 +167,11 @@ class ConsoleSection(_Strict):
         None, description="A file holding the admin token (mode 0600); none: no admin sign-in"
     )
     session_hours: float = Field(12.0, gt=0, le=24, description="A sign-in lasts a shift")
+    metrics_token_file: Path | None = Field(
+        None,
+        description="A file holding a token /metrics then asks for (Authorization: Bearer);"
+        " none: /metrics is open to the gate's LAN like /healthz",
+    )
 
 
 class SyncSection(_Strict):
@@ -194,6 +199,20 @@ class SyncSection(_Strict):
         return self
 
 
+class RetentionSection(_Strict):
+    """How long personal data stays on the gate, and the free space it keeps watch over."""
+
+    days: int = Field(
+        28, ge=1, le=3650, description="Purge personal data of entries older than this"
+    )
+    warn_free_mb: int = Field(
+        200, ge=1, le=1_000_000, description="Warn the guard below this much free space"
+    )
+    reserve_mb: int = Field(
+        32, ge=0, le=1024, description="Space held back for entries when the disk fills; 0: none"
+    )
+
+
 class GateConfig(_Strict):
     """The whole gate.toml."""
 
@@ -205,6 +224,7 @@ class GateConfig(_Strict):
     signals: SignalsSection = SignalsSection()
     console: ConsoleSection = ConsoleSection()
     sync: SyncSection = SyncSection()
+    retention: RetentionSection = RetentionSection()
 
     @model_validator(mode="after")
     def _distinct_lanes(self) -> GateConfig:
@@ -246,8 +266,9 @@ def load_config(path: Path) -> GateConfig:
     if not data_dir.is_absolute():
         gate = config.gate.model_copy(update={"data_dir": base / data_dir})
         config = config.model_copy(update={"gate": gate})
-    token = config.console.admin_token_file
-    if token is not None and not token.is_absolute():
-        console = config.console.model_copy(update={"admin_token_file": base / token})
-        config = config.model_copy(update={"console": console})
+    for key in ("admin_token_file", "metrics_token_file"):
+        token = getattr(config.console, key)
+        if token is not None and not token.is_absolute():
+            console = config.console.model_copy(update={key: base / token})
+            config = config.model_copy(update={"console": console})
     return config

@@ -6,7 +6,6 @@ wrong; each check says what it saw and, on failure, what to do.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from gate_agent.config import CameraSection, GateConfig
 from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import ENGINES, Engine, QrDecoder
 from gate_agent.hardware.render import PHONE, render_pass
+from gate_agent.housekeeping import MB, disk_usage
 from gate_agent.ledger import Ledger, verify_ledger_file
 
 _TEST_TEXT = "GP1:DOCTOR23:" + "A" * 120 + ":" + "B" * 103
@@ -134,20 +134,29 @@ def _clock(config: GateConfig, clock: Clock) -> Iterator[Check]:
     if clock.synced():
         yield Check("clock", Status.PASS, f"synchronised, {clock.now():%Y-%m-%d %H:%M:%S} UTC")
     else:
+        # A warning, not a failure: the gate decides and records as ever, each entry says
+        # its clock was not synced and the centre corrects its time on upload. A Pi has
+        # no battery clock, so an offline gate stays unsynced until its network is back.
         yield Check(
             "clock",
-            Status.FAIL,
-            "not synchronised: entries are flagged; check NTP (timedatectl) and the network",
+            Status.WARN,
+            "not synchronised: entries are flagged and the console warns;"
+            " check NTP (timedatectl) and the network",
         )
 
 
 def _disk(config: GateConfig, clock: Clock) -> Iterator[Check]:
-    folder = config.gate.data_dir
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    free = disk_usage(config.gate.data_dir).free
     detail = f"{free / 2**30:.1f} GiB free at {config.gate.data_dir}"
-    if free < _MIN_FREE_BYTES:
+    warn_bytes = config.retention.warn_free_mb * MB
+    if free < warn_bytes:
+        yield Check(
+            "disk",
+            Status.FAIL,
+            f"{detail}: nearly full, below {config.retention.warn_free_mb} MB"
+            " (the console warns); free space or purge (gate-agent purge)",
+        )
+    elif free < _MIN_FREE_BYTES:
         yield Check("disk", Status.FAIL, f"{detail}: the ledger needs room")
     else:
         yield Check("disk", Status.WARN if free < _LOW_FREE_BYTES else Status.PASS, detail)

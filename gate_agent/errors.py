@@ -6,6 +6,7 @@ GateError
  ├── DeviceError            (OSError)     a camera, sensor or GPIO device failing
  └── LedgerError
       ├── LedgerCorrupt                   integrity check or hash chain broken
+      ├── LedgerFull                      the disk (or the file system) is full
       └── LedgerMismatch    (ValueError)  a ledger file that belongs to another gate
 
 Refusals of a pass or an entry are not errors: they are coded return values
@@ -36,6 +37,10 @@ class LedgerError(GateError):
 
 class LedgerCorrupt(LedgerError):
     """The ledger's integrity check or hash chain failed."""
+
+
+class LedgerFull(LedgerError):
+    """A write failed because the disk is full (SQLITE_FULL); nothing of it was kept."""
 
 
 class LedgerMismatch(LedgerError, ValueError):

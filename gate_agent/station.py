@@ -32,7 +32,7 @@ from gate_agent.core.temperature import (
     TemperatureRefusal,
     measure,
 )
-from gate_agent.errors import ImageError, LedgerError
+from gate_agent.errors import ImageError, LedgerError, LedgerFull
 from gate_agent.events import EventBus, GateEvent
 from gate_agent.hardware.camera import FrameSource, SourceHealth
 from gate_agent.hardware.decoder import Decoder
@@ -98,6 +98,10 @@ class StationStats:
     bad_frames: int = 0
     ledger_errors: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    #: Decisions by (outcome, reason code): what the gate refused, and why.
+    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: True from a ledger failure until the next entry is written: the gate cannot record.
+    ledger_failing: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,12 @@ class Station:
         signals.on_manual_release = self._on_button
         #: Called after each entry is committed (the uploader's wake-up).
         self.on_commit: Callable[[], None] | None = None
+        #: Called when the disk is full: frees the reserve (True) so the write is retried.
+        self.on_disk_full: Callable[[], bool] | None = None
+        #: Called with the seconds each frame took to decode (the metrics' histogram).
+        self.on_decoded: Callable[[float], None] | None = None
+        #: Called with each scan's result once decided (the metrics' latency histogram).
+        self.on_scanned: Callable[[ScanResult], None] | None = None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -217,6 +227,7 @@ class Station:
             self._note_health(lane)
             if frame is None:
                 continue
+            started = self.clock.monotonic_ns()
             try:
                 codes = self.decoder.decode(frame.gray)
             except (ImageError, ValueError) as exc:
@@ -224,6 +235,8 @@ class Station:
                 self.stats.bad_frames += 1
                 log.warning("lane %s: frame %d not decodable: %s", lane.name, frame.seq, exc)
                 continue
+            if self.on_decoded is not None:
+                self.on_decoded((self.clock.monotonic_ns() - started) / _NS)
             for code in codes:
                 if debouncer.admit(code.text, frame.captured_ns):
                     self._offer(
@@ -284,10 +297,13 @@ class Station:
         """
         self.stats.scans += 1
         try:
-            return self._process(request)
+            result = self._process(request)
         except (LedgerError, OSError) as exc:
             self.ledger_failed(exc)
             return None
+        if self.on_scanned is not None:
+            self.on_scanned(result)
+        return result
 
     def _process(self, request: ScanRequest) -> ScanResult:
         evaluation = self.assessor.evaluate(
@@ -320,6 +336,7 @@ class Station:
         entry = self._commit(draft)
         decision = evaluation.decision
         self.stats.outcomes[decision.outcome.value] += 1
+        self.stats.decisions[decision.outcome.value, decision.reason.value] += 1
         if entry is not None:
             self.signals.show(decision.outcome, alert=decision.alert)
             if decision.outcome is Outcome.ALLOW:
@@ -355,17 +372,30 @@ class Station:
 
     def _commit(self, draft: EntryDraft) -> StoredEntry | None:
         try:
-            entry = self.ledger.append(draft)
+            entry = self._append(draft)
         except (LedgerError, OSError) as exc:
             self.ledger_failed(exc)
             return None
+        self.stats.ledger_failing = False
         if self.on_commit is not None:
             self.on_commit()
         return entry
 
+    def _append(self, draft: EntryDraft) -> StoredEntry:
+        try:
+            return self.ledger.append(draft)
+        except LedgerFull:
+            # The failed write left nothing behind (rolled back): free the reserve and
+            # write once more, so the gate keeps recording while the guard is warned.
+            if self.on_disk_full is None or not self.on_disk_full():
+                raise
+            log.warning("disk full: the reserve was freed; writing the entry again")
+            return self.ledger.append(draft)
+
     def ledger_failed(self, exc: Exception) -> None:
         """The ledger could not be used: keep the gate locked, alert, tell the console."""
         self.stats.ledger_errors += 1
+        self.stats.ledger_failing = True
         log.error("ledger failed, the gate stays locked: %s", exc)
         self.signals.show(Outcome.DENY, alert=True)
         self._device_event("ledger", False, "failed", str(exc))

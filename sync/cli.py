@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
 import stat
 import sys
-from collections.abc import Sequence
-from contextlib import closing
-from datetime import UTC, datetime
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from sync import (
     cli_gates,
     cli_visitors,
     pull,
+    retention,
 )
 from sync.bundle import BundleError
 from sync.cards import (
@@ -245,6 +248,19 @@ def _parser() -> argparse.ArgumentParser:
     _dsn_option(imp)
     imp.set_defaults(handler=_import_bundle)
 
+    purge_ = commands.add_parser(
+        "purge", help="blank personal data older than the retention period now (serve: hourly)"
+    )
+    purge_.add_argument(
+        "--days",
+        type=int,
+        help=f"the period in days (env {retention.ENV_DAYS}, default {retention.DEFAULT_DAYS})",
+    )
+    purge_.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    purge_.add_argument("--json", action="store_true", help="print the counts as JSON")
+    _dsn_option(purge_)
+    purge_.set_defaults(handler=_purge)
+
     serve = commands.add_parser("serve", help="run the central sync server")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8600, help="port to listen on")
@@ -262,6 +278,23 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="server processes sharing the port (1); more use more cores",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=int,
+        help="purge personal data older than this, at start and hourly; 0 keeps it"
+        f" (env {retention.ENV_DAYS}, default {retention.DEFAULT_DAYS})",
+    )
+    serve.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="a token /metrics accepts besides the admin token, for Prometheus (mode 0600)",
+    )
+    serve.add_argument(
+        "--stale-hours",
+        type=float,
+        default=24.0,
+        help="/metrics counts a gate silent for this long as stale (24)",
     )
     _dsn_option(serve)
     serve.set_defaults(handler=_serve)
@@ -582,10 +615,64 @@ def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
     return 0
 
 
+def retention_days(given: int | None, *, keep_allowed: bool) -> int:
+    """The retention period: the option, else the environment, else the default."""
+    if given is None:
+        text = os.environ.get(retention.ENV_DAYS, "").strip()
+        try:
+            given = int(text) if text else retention.DEFAULT_DAYS
+        except ValueError:
+            raise ValueError(f"{retention.ENV_DAYS} must be a whole number of days") from None
+    return retention.check_days(given, keep_allowed=keep_allowed)
+
+
+def _purge(args: argparse.Namespace, issuer: Issuer) -> int:
+    days = retention_days(args.days, keep_allowed=False)
+    with closing(open_streams(args)) as streams:
+        done = retention.purge(
+            streams, issuer.store, now=datetime.now(UTC), days=days,
+            by=f"gate-sync purge ({_login()})", dry_run=args.dry_run,
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps(done.as_dict()))
+        return 0
+    verb = "would blank" if args.dry_run else "blanked"
+    print(
+        f"{verb} the personal data of {done.entries} entries and {done.visitor_requests}"
+        f" visitor requests older than {days} days (before {done.before:%Y-%m-%d %H:%M} UTC)"
+    )
+    return 0
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "?"
+
+
+@contextmanager
+def _purging(args: argparse.Namespace, issuer: Issuer) -> Iterator[None]:
+    """The retention purge thread for the life of the server (none when days is 0)."""
+    days = retention_days(args.retention_days, keep_allowed=True)
+    if days == 0:
+        logging.getLogger(__name__).warning("retention purge off: personal data is kept")
+        yield
+        return
+    with closing(open_streams(args)) as streams:
+        purger = retention.Purger(streams, issuer.store, days=days)
+        purger.start()
+        try:
+            yield
+        finally:
+            purger.stop()
+
+
 def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     import uvicorn  # noqa: PLC0415 - only `serve` needs the server stack
 
     from sync.server.app import create_app  # noqa: PLC0415
+    from sync.server.metrics import MULTIPROC_ENV  # noqa: PLC0415
     from sync.server.supervise import NotifyingServer, serve_watchdog  # noqa: PLC0415
 
     if not 1 <= args.workers <= 64:
@@ -615,17 +702,25 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     )
     if args.workers > 1:
         # Each worker process builds the app again from the same command line (see
-        # sync/server/workers.py): its own store connections, one shared socket.
+        # sync/server/workers.py): its own store connections, one shared socket. The
+        # purge runs here, in the parent, once for them all.
         os.environ[WORKER_ARGV] = json.dumps(sys.argv[1:] if args.argv is None else args.argv)
-        with serve_watchdog(notifier, args.host, args.port, lambda: status):
+        with (
+            _purging(args, issuer),
+            tempfile.TemporaryDirectory(prefix="gate-sync-metrics-") as folder,
+            serve_watchdog(notifier, args.host, args.port, lambda: status),
+        ):
+            # Each worker counts its own requests into files here; /metrics sums them all.
+            # A fresh folder each start: counts left by an earlier run would be summed too.
+            os.environ[MULTIPROC_ENV] = folder
             uvicorn.run("sync.server.workers:app", factory=True, workers=args.workers, **options)
         notifier.stopping()
         return 0
-    with closing(open_streams(args)) as streams:
+    with closing(open_streams(args)) as streams, _purging(args, issuer):
         # uvicorn.run's own steps for one process, keeping the server at hand: the
         # watchdog must tell a shutdown on SIGTERM from a server that stopped answering.
-        config = uvicorn.Config(create_app(streams, issuer, admin_token), **options)
-        server = NotifyingServer(config, notifier)
+        app = create_app(streams, issuer, admin_token, **_metrics_options(args))
+        server = NotifyingServer(uvicorn.Config(app, **options), notifier)
         with serve_watchdog(
             notifier, args.host, args.port, lambda: status, lambda: server.should_exit
         ):
@@ -633,6 +728,17 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
     if not server.started:
         raise OSError(f"the server did not start on {args.host}:{args.port}")
     return 0
+
+
+def _metrics_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``create_app``'s metrics token and stale-gate horizon from the serve command line."""
+    if not 0 < args.stale_hours <= 24 * 365:
+        raise ValueError("--stale-hours must be above 0 and at most a year")
+    token_file = args.metrics_token_file
+    return {
+        "metrics_token": None if token_file is None else read_admin_token(token_file),
+        "stale_after": timedelta(hours=args.stale_hours),
+    }
 
 
 def build_app(argv: list[str]) -> Any:
@@ -651,7 +757,8 @@ def build_app(argv: list[str]) -> Any:
     store = open_central(args.data_path, args.dsn)
     issuer = Issuer(args.data_path, store)
     streams = open_streams(args)
-    app = create_app(streams, issuer, read_admin_token(args.admin_token_file))
+    token = read_admin_token(args.admin_token_file)
+    app = create_app(streams, issuer, token, **_metrics_options(args))
     app.router.on_shutdown.extend([streams.close, store.close])
     return app
 

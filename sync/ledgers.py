@@ -191,6 +191,7 @@ def _visitor_passes(
             f"申请 requested by {row.requested_by}",
             f"批准 approved by {row.decided_by}" if not row.direct else "直接签发 issued directly",
             f"已作废 revoked: {issued.revoke_reason}" if revoked and issued else "",
+            "" if row.name else PURGED,  # the centre's retention purge blanked the visitor
         ]
         yield {
             "source": _PASS,

@@ -97,7 +97,7 @@ def test_what_fails_is_named(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, thermometer="ambient_min_celsius = 25\n"))
     clock = FakeClock(datetime.now(UTC), synced=False)
     before = results(config, clock)
-    assert before["clock"] is Status.FAIL
+    assert before["clock"] is Status.WARN  # the gate works; the console warns
     assert before["thermometer"] is Status.FAIL  # the air (20 °C) is below the range
     assert before["ledger"] is Status.WARN  # none yet
     assert before["lists"] is Status.FAIL
@@ -105,6 +105,20 @@ def test_what_fails_is_named(tmp_path: Path) -> None:
     clock.advance(timedelta(hours=25).total_seconds())
     assert results(config, clock)["lists"] is Status.FAIL  # stale after a day
     assert results(config, FakeClock(datetime.now(UTC)))["ledger"] is Status.PASS
+
+
+def test_a_disk_below_the_consoles_warning_level_fails(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    # The warning level at its highest, a terabyte: more than a test machine has free.
+    if shutil.disk_usage(tmp_path).free >= 1_000_000 * 2**20:
+        pytest.skip("this machine has more than a terabyte free")
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n[retention]\nwarn_free_mb = 1000000\n",
+        encoding="utf-8",
+    )
+    checks = {c.name: c for c in run_checks(load_config(path), FakeClock())}
+    assert checks["disk"].status is Status.FAIL
+    assert "nearly full" in checks["disk"].detail and "gate-agent purge" in checks["disk"].detail
 
 
 def test_a_missing_camera_fails_its_check(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from gate_agent.assemble import Gate
@@ -26,6 +28,7 @@ from gate_agent.console.deps import (
     current_session,
 )
 from gate_agent.core import messages
+from gate_agent.metrics import GateMetrics
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -61,7 +64,13 @@ class SessionInfo(BaseModel):
 
 
 def create_app(
-    gate: Gate, *, clock: Clock, roster: Roster, admin_token: str | None, session_hours: float
+    gate: Gate,
+    *,
+    clock: Clock,
+    roster: Roster,
+    admin_token: str | None,
+    session_hours: float,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """The console for one running gate."""
     app = FastAPI(
@@ -158,6 +167,30 @@ def create_app(
             "next_steps": table({k.value: v for k, v in messages.NEXT_STEPS.items()}),
             "override_reasons": table(messages.OVERRIDE_REASONS),
         }
+
+    metrics = GateMetrics(gate, clock)
+
+    # For the technician's monitoring on the gate's LAN: no sign-in (a session cookie is
+    # for people), and GETs need no CSRF token. /metrics may ask for a bearer token.
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        status, body = metrics.health_json()
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus(request: Request) -> Response:
+        if metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), metrics_token.encode()
+            ):
+                return JSONResponse(
+                    {"error": "metrics_token", "message": "/metrics needs its bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(flows.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

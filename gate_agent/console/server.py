@@ -26,16 +26,16 @@ def roster_path(data_dir: Path) -> Path:
     return data_dir / "guards.json"
 
 
-def read_admin_token(path: Path | None) -> str | None:
+def read_admin_token(path: Path | None, what: str = "admin") -> str | None:
     """The admin token from its file, or None when the console has no admin sign-in."""
     if path is None:
         return None
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"console admin token file {path}: {exc}") from exc
+        raise ConfigError(f"console {what} token file {path}: {exc}") from exc
     if len(token) < 16:
-        raise ConfigError(f"console admin token in {path} is too short (16 characters at least)")
+        raise ConfigError(f"console {what} token in {path} is too short (16 characters at least)")
     return token
 
 
@@ -47,6 +47,7 @@ def console_app(gate: Gate, section: ConsoleSection, clock: Clock) -> FastAPI:
         roster=Roster(roster_path(gate.config.gate.data_dir)),
         admin_token=read_admin_token(section.admin_token_file),
         session_hours=section.session_hours,
+        metrics_token=read_admin_token(section.metrics_token_file, "metrics"),
     )
 
 

@@ -1,4 +1,4 @@
-"""The console's status panel: today's counts, people inside, lists, devices, clock, sync."""
+"""The console's status panel: today's counts, people inside, lists, devices, clock, sync, disk."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
         "clock": {"synced": clock.synced(), "now": now.isoformat()},
         "sync": sync_status(gate),
         "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
+        "disk": disk_status(gate),
         "compound_alerts": compound_alerts(state, config.gate.id, now),
     }
 
@@ -92,6 +93,16 @@ def mode_set(gate: Gate) -> dict[str, Any]:
         return {"source": "config", "by": None, "at": None}
     _, at, by = last
     return {"source": "centre" if by == CENTRE else "gate", "by": by, "at": at.isoformat()}
+
+
+def disk_status(gate: Gate) -> dict[str, Any] | None:
+    """Free space of the data folder and the reserve (None when it cannot be read)."""
+    if gate.housekeeper is None:
+        return None
+    try:
+        return gate.housekeeper.disk().as_dict()
+    except OSError:
+        return None
 
 
 def sync_status(gate: Gate) -> dict[str, Any]:

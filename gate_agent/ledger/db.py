@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gate_agent.errors import LedgerCorrupt, LedgerError, LedgerMismatch
+from gate_agent.errors import LedgerCorrupt, LedgerError, LedgerFull, LedgerMismatch
 from gate_agent.ledger.migrations import MIGRATION_NAMES, MIGRATIONS
 from gate_agent.ledger.records import utc_iso
 
@@ -37,6 +37,8 @@ def translate(exc: sqlite3.Error, path: Path, action: str) -> LedgerError:
         return LedgerError(f"{path} is not a SQLite database (could not {action}: {exc})")
     if name in _CORRUPT_ERRORS:
         return LedgerCorrupt(f"{path} is damaged (could not {action}: {exc})")
+    if name == "SQLITE_FULL":
+        return LedgerFull(f"the disk of ledger {path} is full (could not {action}: {exc})")
     return LedgerError(f"could not {action} ledger {path}: {exc}")
 
 

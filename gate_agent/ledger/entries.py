@@ -40,6 +40,7 @@ from gate_agent.ledger.verify import LedgerReport, verify_connection
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 10_000
+MAX_SEQ = 2**63 - 1
 
 
 class Ledger:
@@ -58,7 +59,7 @@ class Ledger:
         self._sync = SyncState(store, stream_id)
 
     @classmethod
-    def open(cls, path: Path, *, gate_id: str, clock: Clock = utc_now) -> Ledger:
+    def open(cls, path: Path, *, gate_id: str, clock: Clock = utc_now) -> Self:
         """Open or create the ledger at ``path`` for ``gate_id``, migrating it to this version.
 
         Raises ``LedgerMismatch`` if the file belongs to another gate and ``LedgerError``
@@ -258,17 +259,30 @@ class Ledger:
         with self._store.read() as db:
             return people_inside_estimate(db, since)
 
-    def purge_personal(self, before: datetime) -> int:
+    def purge_personal(
+        self, before: datetime, *, through_seq: int | None = None, dry_run: bool = False
+    ) -> int:
         """Blank the personal data (and salt) of entries older than ``before``; return how many.
 
-        The chain keeps each entry's digest, so the ledger still verifies afterwards.
+        With ``through_seq``, only entries numbered up to it (the centre's cursor: what it
+        has stored). ``dry_run`` counts them and changes nothing. The chain keeps each
+        entry's digest, so the ledger still verifies afterwards.
         """
         before_text = _aware_iso(before, "before")
+        if through_seq is not None and (
+            isinstance(through_seq, bool) or not isinstance(through_seq, int) or through_seq < 0
+        ):
+            raise ValueError(f"through_seq must be an int >= 0, got {through_seq!r}")
+        where = "personal_salt IS NOT NULL AND wall_time < ? AND seq <= ?"
+        params = (before_text, MAX_SEQ if through_seq is None else through_seq)
+        if dry_run:
+            with self._store.read() as db:
+                row = first_row(db, f"SELECT COUNT(*) AS n FROM entries WHERE {where}", params)  # noqa: S608 - constant
+            return 0 if row is None else int(row["n"])
         with self._store.write() as db:
             cursor = db.execute(
-                "UPDATE entries SET personal = NULL, personal_salt = NULL"
-                " WHERE personal_salt IS NOT NULL AND wall_time < ?",
-                (before_text,),
+                f"UPDATE entries SET personal = NULL, personal_salt = NULL WHERE {where}",  # noqa: S608 - constant
+                params,
             )
             purged = cursor.rowcount
         logger.info("ledger %s: purged personal data of %d entries", self.path, purged)

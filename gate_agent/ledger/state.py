@@ -274,6 +274,31 @@ class GateState:
                 for r in rows
             ]
 
+    def prune_compound(
+        self, *, alerts_before: datetime, passages_before: datetime, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Drop the compound's alerts and passages older than the given times; how many.
+
+        The centre sends each list whole and the gate applies the same windows by time,
+        so rows past every window are never read again; their list versions stay as they
+        are. ``dry_run`` counts and changes nothing.
+        """
+        cuts = {
+            "alerts": aware_iso(alerts_before, "alerts_before"),
+            "passages": aware_iso(passages_before, "passages_before"),
+        }
+        counts: dict[str, int] = {}
+        if dry_run:
+            with self._store.read() as db:
+                for table, cut in cuts.items():
+                    row = first_row(db, f"SELECT COUNT(*) AS n FROM {table} WHERE at < ?", (cut,))  # noqa: S608 - our names
+                    counts[table] = 0 if row is None else int(row["n"])
+            return counts
+        with self._store.write() as db:
+            for table, cut in cuts.items():
+                counts[table] = db.execute(f"DELETE FROM {table} WHERE at < ?", (cut,)).rowcount  # noqa: S608 - our names
+        return counts
+
     # -- the centre keys that sign the lists ---------------------------------------------------
 
     def pin_centre_key(self, kid: str, public_key: bytes, *, by: str, at: datetime) -> bool:

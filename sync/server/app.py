@@ -8,7 +8,8 @@ Routes (see docs/sync-protocol.md for the whole wire):
 ``/v1/admin/visitors`` (``sync/server/visitors_api.py``), the compounds' routes in
 ``compounds_api``; and the admin web page at ``/admin/`` with its flows (``admin_web``,
 ``admin_api``, ``admin_api_people``), whose guard checks the admin token or a
-signed-in session (and its CSRF token) on every ``/v1/admin`` route.
+signed-in session (and its CSRF token) on every ``/v1/admin`` route. ``/healthz`` (open)
+and ``/metrics`` (the admin or metrics token) are in ``sync/server/metrics.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from sync.compound_lists import derived_lists, placed
 from sync.errors import StoreError, WrongPlace
 from sync.issuer import Issuer
 from sync.protocol import MAX_BATCH_BYTES, Ack, StreamConflict
-from sync.server import admin_api, admin_api_people, admin_web, compounds_api, visitors_api
+from sync.server import (
+    admin_api,
+    admin_api_people,
+    admin_web,
+    compounds_api,
+    metrics,
+    visitors_api,
+)
 from sync.server.admin_jobs import Jobs
 from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
@@ -71,11 +79,23 @@ def error(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
 
 
 def create_app(
-    store: StreamStore, issuer: Issuer, admin_token: str, clock: Clock = utc_now
+    store: StreamStore,
+    issuer: Issuer,
+    admin_token: str,
+    clock: Clock = utc_now,
+    *,
+    metrics_token: str | None = None,
+    stale_after: timedelta = metrics.DEFAULT_STALE_AFTER,
 ) -> FastAPI:
-    """The sync server over ``store``; list versions come from ``issuer``'s store."""
+    """The sync server over ``store``; list versions come from ``issuer``'s store.
+
+    ``/metrics`` answers the admin token and ``metrics_token``; a gate silent for
+    longer than ``stale_after`` counts as stale there.
+    """
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ValueError("the metrics token must be at least 16 characters")
     app = FastAPI(title="gate-sync", docs_url=None, redoc_url=None, openapi_url=None)
 
     def gate_auth(request: Request, gate: str) -> JSONResponse | None:
@@ -95,6 +115,8 @@ def create_app(
         return None
 
     admin_web.install(app, store=issuer.store, admin_token=admin_token, clock=clock)
+    tokens = (admin_token,) if metrics_token is None else (admin_token, metrics_token)
+    served = metrics.install(app, store, clock=clock, tokens=tokens, stale_after=stale_after)
     admin_api.register(app, issuer, clock, Jobs(admin_api.refusal))
     admin_api_people.register(app, issuer, clock)
     app.include_router(visitors_api.router(issuer, admin_auth, clock))
@@ -148,6 +170,7 @@ def create_app(
             else derived_lists(store, issuer.store, compound=compound, have=held, now=now)
         )
         document = issuer.signed_lists(now, gate_id=gate, have=held, compound=compound, extra=extra)
+        served.lists_served.inc()
         return Response(
             json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
             media_type="application/json",

@@ -367,6 +367,9 @@ class IssuerStore(AdminStore, Protocol):
         """Reject or cancel (``state``) a pending request with ``note``; else
         ``VisitorRefused('already_decided')``."""
 
+    def purge_visitor_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the name, phone and plate of visitor requests over before ``before``."""
+
 
 def merged_settings(
     rows: Iterable[SettingRow], gate_id: str, compound_quota: str | None = None

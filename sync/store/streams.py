@@ -160,6 +160,16 @@ class SyncLogRow:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SyncTotal:
+    """Every batch of the sync log with one result, summed (the metrics' counters)."""
+
+    result: str  # stored | repeat | gap | content_conflict
+    batches: int
+    entries_sent: int  # entries the batches carried
+    entries_stored: int  # of them, newly stored
+
+
 class StreamStore(Protocol):
     """Central storage of gates and their streams."""
 
@@ -244,8 +254,19 @@ class StreamStore(Protocol):
     def sync_log(self, gate_id: str, limit: int) -> list[SyncLogRow]:
         """A gate's most recent batches, newest first."""
 
+    def sync_totals(self) -> list[SyncTotal]:
+        """The whole sync log summed by result, by result (for ``/metrics``)."""
+
+    def ping(self) -> None:
+        """Answer a trivial query, or raise ``StoreError`` (for ``/healthz``)."""
+
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
+
+    def purge_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the personal data of entries whose time (corrected, else wall) is before
+        ``before``; how many (``dry_run``: would be, changing nothing)."""
+        ...
 
     def close(self) -> None:
         """Release the database."""

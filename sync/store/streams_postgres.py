@@ -32,7 +32,13 @@ from typing import LiteralString
 from gate_agent.core.chain import genesis_hash
 from sync.protocol import Ack, Batch, StreamConflict
 from sync.store import stats_postgres
-from sync.store.checks import clock_offset_ms, judge_batch, new_entries
+from sync.store.checks import (
+    PURGE_CHUNK,
+    clock_offset_ms,
+    judge_batch,
+    new_entries,
+    without_personal,
+)
 from sync.store.postgres_base import Migrations, PostgresDatabase, Row, aware, one, psycopg, text
 from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
@@ -44,6 +50,7 @@ from sync.store.streams import (
     RecentQuery,
     StreamView,
     SyncLogRow,
+    SyncTotal,
     check_place,
     recent_entry,
 )
@@ -159,6 +166,19 @@ _MIGRATIONS: Migrations = (
     # worker may not start: a large trace or count planned in parallel failed. Restricted
     # functions run in the leader only; the indexes on them stay as they are.
     ("ALTER FUNCTION gate_entry_time(timestamptz, text) PARALLEL RESTRICTED",),
+    # 5: the retention purge finds the entries still holding personal data by time.
+    (
+        "CREATE INDEX entries_personal_time ON entries(gate_entry_time(corrected_time, wall_time))"
+        " WHERE (gate_entry_json(content) ->> 'personal') IS NOT NULL",
+    ),
+)
+_PERSONAL_BEFORE: LiteralString = (
+    " FROM entries WHERE (gate_entry_json(content) ->> 'personal') IS NOT NULL"
+    " AND gate_entry_time(corrected_time, wall_time) < %s"
+)
+_COUNT_PERSONAL: LiteralString = "SELECT COUNT(*)" + _PERSONAL_BEFORE
+_PURGE_BATCH: LiteralString = (
+    "SELECT ingest_id, content" + _PERSONAL_BEFORE + " LIMIT %s FOR UPDATE"
 )
 
 _SELECT_ENTRIES: LiteralString = (
@@ -586,10 +606,46 @@ class PostgresStreamStore(PostgresDatabase):
             for row in rows
         ]
 
+    def sync_totals(self) -> list[SyncTotal]:
+        """The whole sync log summed by result, by result (for ``/metrics``)."""
+        with self._tx("sum the sync log") as conn:
+            rows = conn.execute(
+                "SELECT result, count(*), COALESCE(sum(last_seq - first_seq + 1), 0),"
+                " COALESCE(sum(count), 0) FROM sync_log GROUP BY result ORDER BY result"
+            ).fetchall()
+        return [SyncTotal(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def ping(self) -> None:
+        """Answer a trivial query, or raise ``StoreError`` (for ``/healthz``)."""
+        with self._tx("answer a trivial query") as conn:
+            conn.execute("SELECT 1").fetchone()
+
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``)."""
         with self._tx("count entries") as conn:
             return stats_postgres.entry_stats(conn, query)
+
+    def purge_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the personal data of entries older than ``before``, a chunk per transaction."""
+        cut = aware(before)
+        if dry_run:
+            with self._tx("count personal data") as conn:
+                return int(one(conn.execute(_COUNT_PERSONAL, (cut,))))
+        purged = 0
+        while True:
+            with self._tx("purge personal data") as conn:
+                rows = conn.execute(_PURGE_BATCH, (cut, PURGE_CHUNK)).fetchall()
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "UPDATE entries SET content = %s WHERE ingest_id = %s",
+                        [
+                            (text(without_personal(content)), ingest_id)
+                            for ingest_id, content in rows
+                        ],
+                    )
+            purged += len(rows)
+            if len(rows) < PURGE_CHUNK:
+                return purged
 
 
 def _record(row: Row) -> EntryRecord:

@@ -24,7 +24,13 @@ from gate_agent.core.chain import genesis_hash
 from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
 from sync.store import stats_sqlite
-from sync.store.checks import clock_offset_ms, judge_batch, new_entries
+from sync.store.checks import (
+    PURGE_CHUNK,
+    clock_offset_ms,
+    judge_batch,
+    new_entries,
+    without_personal,
+)
 from sync.store.stats import EntryStats, StatsQuery
 from sync.store.streams import (
     MAX_ENTRIES_PAGE,
@@ -37,6 +43,7 @@ from sync.store.streams import (
     RecentQuery,
     StreamView,
     SyncLogRow,
+    SyncTotal,
     check_place,
     recent_entry,
 )
@@ -117,7 +124,15 @@ CREATE INDEX IF NOT EXISTS entries_gate_passage ON entries(
     gate_id, json_extract(content, '$.pass_kind'), json_extract(content, '$.direction'),
     julianday(COALESCE(corrected_time, wall_time))
 );
+-- The retention purge: entries still holding personal data, by time.
+CREATE INDEX IF NOT EXISTS entries_personal_time
+    ON entries(julianday(COALESCE(corrected_time, wall_time)))
+    WHERE json_extract(content, '$.personal') IS NOT NULL;
 """
+_PERSONAL_BEFORE = (
+    "json_extract(content, '$.personal') IS NOT NULL"
+    " AND julianday(COALESCE(corrected_time, wall_time)) < ?"
+)
 _SELECT_ENTRIES = (
     "SELECT ingest_id, gate_id, stream_id, seq, hash, prev_hash, content, flagged,"
     " problem, wall_time, corrected_time, received_at FROM entries"
@@ -647,6 +662,20 @@ class SqliteStreamStore:
             for row in rows
         ]
 
+    def sync_totals(self) -> list[SyncTotal]:
+        """The whole sync log summed by result, by result (for ``/metrics``)."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT result, count(*), COALESCE(sum(last_seq - first_seq + 1), 0),"
+                " COALESCE(sum(count), 0) FROM sync_log GROUP BY result ORDER BY result"
+            ).fetchall()
+        return [SyncTotal(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
+
+    def ping(self) -> None:
+        """Answer a trivial query, or raise ``StoreError`` (for ``/healthz``)."""
+        with self._read() as db:
+            db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+
     def entry_stats(self, query: StatsQuery) -> EntryStats:
         """Entries of a window counted in the database, for charts (``sync/store/stats.py``).
 
@@ -669,6 +698,31 @@ class SqliteStreamStore:
             raise StoreError(f"{self.path}: read failed: {exc}") from exc
         finally:
             db.close()
+
+    def purge_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the personal data of entries older than ``before``, a chunk per transaction."""
+        cut = _julian(before)
+        if dry_run:
+            with self._read() as db:
+                row = db.execute(
+                    f"SELECT COUNT(*) FROM entries WHERE {_PERSONAL_BEFORE}",  # noqa: S608 - constant
+                    (cut,),
+                ).fetchone()
+            return int(row[0])
+        purged = 0
+        while True:
+            with self._tx() as db:
+                rows = db.execute(
+                    f"SELECT ingest_id, content FROM entries WHERE {_PERSONAL_BEFORE} LIMIT ?",  # noqa: S608 - constant
+                    (cut, PURGE_CHUNK),
+                ).fetchall()
+                db.executemany(
+                    "UPDATE entries SET content = ? WHERE ingest_id = ?",
+                    [(without_personal(content), ingest_id) for ingest_id, content in rows],
+                )
+            purged += len(rows)
+            if len(rows) < PURGE_CHUNK:
+                return purged
 
 
 def _add_place(db: sqlite3.Connection) -> None:

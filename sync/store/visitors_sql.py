@@ -285,6 +285,29 @@ def history(run: Run, request_id: int) -> list[VisitorEvent]:
     return [VisitorEvent(state, by, _text(at) or "", note) for state, by, at, note in rows]
 
 
+#: Requests that are over: approved and the visit ended, or rejected or cancelled, before
+#: the cut; and not purged yet (a purged request keeps '' for name, phone and plate).
+_FINISHED_BEFORE = (
+    " FROM visitor_requests WHERE name <> '' AND ("
+    "(state = 'approved' AND ends_at < ?)"
+    " OR (state IN ('rejected', 'cancelled') AND decided_at < ?))"
+)
+_COUNT_FINISHED = "SELECT COUNT(*)" + _FINISHED_BEFORE
+_PURGE_FINISHED = (
+    "UPDATE visitor_requests SET name = '', phone = '', plate = ''"  # noqa: S608 - constants
+    " WHERE id IN (SELECT id" + _FINISHED_BEFORE + ") RETURNING id"
+)
+
+
+def purge_personal(run: Run, when: When, before: datetime, *, dry_run: bool) -> int:
+    """Blank the visitor's name, phone and plate of requests over before ``before``."""
+    cut = when(before)
+    if dry_run:
+        return int(run(_COUNT_FINISHED, (cut, cut))[0][0])
+    done = run(_PURGE_FINISHED, (cut, cut))
+    return len(done)
+
+
 def _refuse_decided(run: Run, request_id: int) -> None:
     found = get(run, request_id)  # NotFound when there is no such request
     raise VisitorRefused(
@@ -396,6 +419,15 @@ class VisitorStoreMixin(SqlStore):
                 kid=kid, by=draft.requested_by, now=now, direct=True,
             )  # fmt: skip
         return request_id
+
+    def purge_visitor_personal(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Blank the name, phone and plate of visitor requests that were over before
+        ``before`` (approved visits ended, requests rejected or cancelled); how many."""
+        if dry_run:
+            with self._sql_read("count visitor personal data") as (run, when):
+                return purge_personal(run, when, before, dry_run=True)
+        with self._sql_write("purge visitor personal data") as (run, _, when):
+            return purge_personal(run, when, before, dry_run=False)
 
     def close_visitor_request(
         self, request_id: int, state: str, *, by: str, note: str, now: datetime

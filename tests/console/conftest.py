@@ -94,11 +94,33 @@ def trust(gate: Gate) -> None:
     )
 
 
+class UnsyncedClock(SystemClock):
+    """The machine's clock, said to be unsynchronised whatever the kernel says."""
+
+    def synced(self) -> bool:
+        """Never."""
+        return False
+
+
+class SyncedClock(SystemClock):
+    """The machine's clock, said to be synchronised whatever the kernel says."""
+
+    def synced(self) -> bool:
+        """Always."""
+        return True
+
+
 @pytest.fixture
-def console(tmp_path: Path) -> Iterator[ConsoleSite]:
+def console_clock() -> SystemClock:
+    """The clock of the console's gate (a test may parametrize it to another)."""
+    return SyncedClock()
+
+
+@pytest.fixture
+def console(tmp_path: Path, console_clock: SystemClock) -> Iterator[ConsoleSite]:
     """A running gate and its console; guard 王师傅 on shift; the admin token known."""
     config = site_config(tmp_path)
-    clock = SystemClock()
+    clock = console_clock
     pin = Roster(roster_path(config.gate.data_dir)).add(
         GUARD, until=clock.now() + timedelta(hours=8)
     )

@@ -17,8 +17,9 @@ import pytest
 
 from gate_agent.core import messages
 from gate_agent.core.reasons import Reason
+from gate_agent.housekeeping import MB, Usage
 from gate_agent.ledger.state import ListChange
-from tests.console.conftest import ConsoleSite
+from tests.console.conftest import ConsoleSite, UnsyncedClock
 
 STATIC = Path(__file__).resolve().parents[2] / "gate_agent" / "console" / "static"
 
@@ -291,9 +292,25 @@ def test_status_counts_today(console: ConsoleSite) -> None:
         status = c.get("/api/status").json()
     assert status["today"]["entries_in"] == 1
     assert status["mode"] == "screening"
-    assert status["clock"]["synced"] in (True, False)
+    assert status["clock"]["synced"] is True
     assert set(status["devices"]["cameras"]) <= {"in", "out"}
     assert status["lists_stale"] is False
+    assert status["disk"]["warn_free_mb"] == 200 and status["disk"]["free_mb"] > 0
+
+
+@pytest.mark.parametrize("console_clock", [UnsyncedClock()], ids=["unsynced"])
+def test_status_tells_of_an_unsynced_clock_and_a_disk_nearly_full(console: ConsoleSite) -> None:
+    """Entries made meanwhile say their clock was not synced; the disk reading is live."""
+    keeper = console.gate.housekeeper
+    assert keeper is not None
+    keeper.usage = lambda path: Usage(10_000 * MB, 9_950 * MB, 50 * MB)
+    with signed_in(console) as c:
+        answer = c.post("/api/visitors", json=VISITOR).json()
+        status = c.get("/api/status").json()
+    assert status["clock"]["synced"] is False
+    assert (status["disk"]["low"], status["disk"]["free_mb"]) == (True, 50)
+    entry = console.gate.ledger.get(answer["seq"])
+    assert entry is not None and entry.clock_synced is False
 
 
 def test_status_shows_the_other_gates_alerts_of_the_last_day(console: ConsoleSite) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from gate_agent.housekeeping import MB, Usage
 from gate_agent.ledger.state import ListChange
-from tests.console.conftest import ConsoleSite
+from tests.console.conftest import ConsoleSite, UnsyncedClock
 
 sync_api = pytest.importorskip("playwright.sync_api")
 axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
@@ -382,6 +383,31 @@ def test_the_result_fits_a_five_inch_phone(watched: Watched) -> None:
         width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], f"horizontal scrolling on the {view} view"
     shot(page, "phone-status")
+
+
+@pytest.mark.parametrize("console_clock", [UnsyncedClock()], ids=["unsynced"])
+def test_the_status_warns_of_an_unsynced_clock_and_a_disk_nearly_full(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    keeper = site.gate.housekeeper
+    assert keeper is not None
+    keeper.usage = lambda path: Usage(10_000 * MB, 9_950 * MB, 50 * MB)
+    sign_in(page, site)
+    box = page.locator("#warnings")
+    box.filter(has_text="存储空间不足（剩余 50 MB）").wait_for()
+    assert "门岗时钟未校准" in box.inner_text()
+    page.get_by_role("button", name="状态").click()
+    page.locator("#s-clock").filter(has_text="未校准").wait_for()
+    shot(page, "status-unsynced-disk-low")
+    page.get_by_role("button", name="English").click()
+    box.filter(has_text="disk is nearly full (50 MB free)").wait_for()
+    assert "clock is not synced" in box.inner_text()
+    keeper.usage = lambda path: Usage(10_000 * MB, 5_000 * MB, 5_000 * MB)
+    keeper.tick()
+    assert keeper.disk().reserve_held
+    assert keeper.free_reserve()  # as after a write met a full disk
+    page.locator(".tab[data-view=live]").click()
+    page.locator(".tab[data-view=status]").click()  # showing the status reads it again
+    box.filter(has_text="reserve is in use").wait_for()
 
 
 def test_admins_see_the_mode_switch_and_guards_do_not(watched: Watched) -> None:

@@ -146,6 +146,11 @@
           ? t("warn_lists_never") : t("warn_lists", { age: GC.ageWords(lists.age) }));
       }
       if (!synced) warnings.push(t("warn_clock"));
+      const disk = st.disk;
+      if (disk && disk.low) {
+        warnings.push(disk.reserve_used
+          ? t("warn_disk_reserve") : t("warn_disk", { mb: disk.free_mb }));
+      }
       if (st.mode) {
         const badge = $("mode-badge");
         badge.hidden = !state.session;

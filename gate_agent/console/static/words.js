@@ -160,6 +160,8 @@ window.GateWords = {
   warn_lists: ["名单已过期（{age}前更新），请联系管理员", "Lists are stale (updated {age} ago): tell an admin"],
   warn_lists_never: ["名单从未更新，请联系管理员", "Lists were never loaded: tell an admin"],
   warn_clock: ["门岗时钟未校准，记录时间可能不准", "The gate's clock is not synced: times may be wrong"],
+  warn_disk: ["存储空间不足（剩余 {mb} MB），请联系管理员", "The gate's disk is nearly full ({mb} MB free): tell an admin"],
+  warn_disk_reserve: ["存储空间已满，正在使用预留空间，请立即联系管理员", "The gate's disk is full and its reserve is in use: tell an admin now"],
   warn_device: ["{device}故障：{detail}", "{device} fault: {detail}"],
 
   phone_invalid: ["请检查手机号（只填数字）", "Check the phone number (digits only)"],
