@@ -22,13 +22,15 @@ PACE   ?= 2.5
 # tests start their own throwaway PostgreSQL from (tests/pg.py); no system cluster is
 # wanted, so before installing it we tell postgresql-common not to create one.
 # shellcheck checks firmware_config/install.sh and kiosk.sh in tests/deploy.
+# systemd brings systemd-analyze, which verifies our units (tests/deploy/test_units.py).
 APT_PROBES := \
   libzbar0:'/sbin/ldconfig -p | grep -q "libzbar\.so\.0"' \
   python3-venv:'$(PYTHON) -c "import ensurepip, venv"' \
   chromium:'test -x /usr/bin/chromium' \
   fonts-noto-cjk:'fc-list :lang=zh | grep -q .' \
   postgresql:'ls /usr/lib/postgresql/*/bin/initdb' \
-  shellcheck:'command -v shellcheck'
+  shellcheck:'command -v shellcheck' \
+  systemd:'command -v systemd-analyze'
 NO_MAIN_CLUSTER := /etc/postgresql-common/createcluster.d/gate-station-no-main.conf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

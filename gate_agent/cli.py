@@ -26,6 +26,7 @@ from gate_agent.core.reasons import Direction, Outcome
 from gate_agent.core.temperature import manual_reading
 from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import QrDecoder, decode_image_file
+from gate_agent.journal import configure_logging
 from gate_agent.ledger.entries import Ledger
 from gate_agent.ledger.state import ListChange
 from gate_agent.ledger.verify import verify_ledger_file
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gate-agent` command; returns the process exit code."""
     args = _parser().parse_args(argv)
     level = logging.INFO if args.command == "run" else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(level, identifier="gate-agent", target=args.log_target)
     try:
         result: int = args.handler(args)
         return result
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gate-agent", description=__doc__)
     parser.add_argument("--config", help="gate.toml (env GATE_AGENT_CONFIG)")
+    parser.add_argument(
+        "--log-target",
+        choices=["auto", "journal", "stderr"],
+        default="auto",
+        help="where logs go: the journal with fields (auto: when systemd runs us) or stderr",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     decode = commands.add_parser("decode", help="read the QR codes in image files")

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from gate_agent import journal
 from gate_agent.assemble import Gate, open_gate
 from gate_agent.clock import Clock, SystemClock
 from gate_agent.config import GateConfig
@@ -21,25 +22,39 @@ from gate_agent.doctor import failed, run_checks, table
 from gate_agent.errors import ConfigError
 from gate_agent.events import GateEvent
 from gate_agent.ledger import verify_ledger_file
+from gate_agent.service import Notifier, Watchdog
 from gate_agent.simulation import describe, load_scenario, run_visits
 
 log = logging.getLogger("gate_agent")
 DEMO_GUARD = "值班保安"
 
 
-def run(config: GateConfig) -> int:
-    """Run the gate until SIGTERM or SIGINT; the relay is locked on the way out."""
+def run(config: GateConfig, notifier: Notifier | None = None) -> int:
+    """Run the gate until SIGTERM or SIGINT; the relay is locked on the way out.
+
+    Under systemd (Type=notify) it says READY=1 once the console serves and the scan
+    loop turns, keeps STATUS= current, pings the watchdog only while the scan loop's
+    threads keep turning (``Station.stalled``), and says STOPPING=1 on a signal.
+    """
+    notifier = notifier or Notifier.from_environ(unset=True)
     stop = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", number)
+        notifier.stopping(f"gate {config.gate.id}: stopping")
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     clock = SystemClock()
-    with open_gate(config, clock=clock) as gate, _console(gate, config, clock) as url:
+    with (
+        open_gate(config, clock=clock) as gate,
+        _console(gate, config, clock) as url,
+        _watchdog(gate, notifier),
+    ):
+        journal.tag(GATE_ID=config.gate.id, STREAM_ID=gate.ledger.stream_id)
         subscription = gate.events.subscribe()
+        last_seq = gate.ledger.last_seq()
         log.info(
             "gate %s running: %d lane(s), ledger %s, console %s",
             config.gate.id,
@@ -47,14 +62,40 @@ def run(config: GateConfig) -> int:
             config.ledger_path,
             url or "off",
         )
+        notifier.ready(_status(config, last_seq, url))
         try:
             while not stop.is_set():
                 event = subscription.get(timeout=0.5)
-                if event is not None:
-                    _log_event(event)
+                if event is None:
+                    continue
+                _log_event(event, config.gate.id, gate.ledger.stream_id)
+                if event.kind == "decision" and isinstance(event.data.get("seq"), int):
+                    last_seq = event.data["seq"]
+                    notifier.status(_status(config, last_seq, url))
         finally:
             subscription.close()
     return 0
+
+
+def _status(config: GateConfig, last_seq: int, url: str | None) -> str:
+    """The line `systemctl status gate-agent` shows."""
+    lanes = len(config.cameras)
+    return (
+        f"gate {config.gate.id}: {lanes} lane{'s' if lanes != 1 else ''},"
+        f" ledger seq {last_seq}, console {url or 'off'}"
+    )
+
+
+@contextmanager
+def _watchdog(gate: Gate, notifier: Notifier) -> Iterator[Watchdog]:
+    """Ping systemd's watchdog while every scan-loop thread has turned within its interval."""
+    interval_s = notifier.watchdog_s or 0.0
+
+    def check() -> str | None:
+        return "; ".join(gate.station.stalled(interval_s)) or None
+
+    with Watchdog(notifier, check) as watchdog:
+        yield watchdog
 
 
 @contextmanager
@@ -72,16 +113,34 @@ def _console(gate: Gate, config: GateConfig, clock: Clock) -> Iterator[str | Non
         server.stop()
 
 
-def _log_event(event: GateEvent) -> None:
+def _log_event(event: GateEvent, gate_id: str, stream_id: str) -> None:
+    """One log line per decision: gate, entry number, outcome and reason; no names.
+
+    The journal gets the same as fields (GATE_ID, ENTRY_SEQ, OUTCOME, …) to search by.
+    """
     d = event.data
     if event.kind == "decision":
+        seq = d.get("seq")
         log.info(
-            "entry %s: %s %s %s pass %s",
-            d.get("seq"),
+            "gate %s entry %s: %s %s %s pass %s lane %s",
+            gate_id,
+            seq if seq is not None else "- (not recorded)",
             d.get("direction"),
             d.get("outcome"),
             d.get("reason"),
-            d.get("pass_id", "-"),
+            d.get("pass_id") or "-",
+            d.get("lane"),
+            extra=journal.fields(
+                GATE_ID=gate_id,
+                STREAM_ID=stream_id,
+                ENTRY_SEQ=seq,
+                DIRECTION=d.get("direction"),
+                OUTCOME=d.get("outcome"),
+                REASON=d.get("reason"),
+                PASS_ID=d.get("pass_id"),
+                LANE=d.get("lane"),
+                ALERT=int(bool(d.get("alert"))),
+            ),
         )
     else:
         (log.info if d.get("ok") else log.warning)("%s: %s %s", d.get("device"), d.get("state"),

@@ -149,6 +149,8 @@ class Station:
         self._recent_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        #: Monotonic time of each thread's latest turn (the watchdog's evidence of life).
+        self._beats: dict[str, int] = {}
         self._health: dict[str, SourceHealth] = {}
         signals.on_manual_release = self._on_button
         #: Called after each entry is committed (the uploader's wake-up).
@@ -189,15 +191,38 @@ class Station:
         self._requests.put(request, timeout=timeout)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        self._beat(name)
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _beat(self, name: str) -> None:
+        self._beats[name] = self.clock.monotonic_ns()
+
+    def stalled(self, max_age_s: float) -> list[str]:
+        """What keeps the scan loop from being healthy: threads dead or not turned for
+        ``max_age_s``. Empty while every thread turns; the watchdog pings only then."""
+        if not self.running:
+            return ["the scan loop is not running"]
+        now = self.clock.monotonic_ns()
+        problems = []
+        for thread in list(self._threads):
+            age_s = (now - self._beats.get(thread.name, now)) / _NS
+            if not thread.is_alive():
+                problems.append(f"{thread.name} thread ended")
+            elif age_s > max_age_s:
+                problems.append(f"{thread.name} stuck for {age_s:.0f} s")
+        return problems
 
     # -- lanes -----------------------------------------------------------------------------
 
     def _watch(self, lane: Lane) -> None:
         debouncer = Debouncer(int(self.settings.debounce_seconds * _NS))
+        beat = f"lane-{lane.name}"
         while not self._stop.is_set():
+            # A lane whose camera is unplugged still turns (read times out): a fault the
+            # guard sees, not a hang. One stuck in a driver or the decoder stops beating.
+            self._beat(beat)
             frame = lane.source.read(timeout_s=0.2)
             self._note_health(lane)
             if frame is None:
@@ -249,6 +274,7 @@ class Station:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            self._beat("worker")
             try:
                 request = self._requests.get(timeout=0.2)
             except queue.Empty:

@@ -19,6 +19,8 @@ from typing import Any
 import segno
 
 from gate_agent.core.passes import PassFieldError, PassKind
+from gate_agent.journal import configure_logging
+from gate_agent.service import Notifier
 from sync import (
     admin_ops,
     bundle_import,
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `gate-sync` command; returns the process exit code."""
     args = _parser().parse_args(argv)
     args.argv = None if argv is None else list(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING, identifier="gate-sync", target=args.log_target)
     data_dir = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
     args.data_path = data_dir
     try:
@@ -90,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", help=f"central data folder (env GATE_SYNC_DATA, default {DEFAULT_DATA_DIR})"
     )
     parser.add_argument("--dsn", default=None, help=_DSN_HELP)
+    parser.add_argument(
+        "--log-target",
+        choices=["auto", "journal", "stderr"],
+        default="auto",
+        help="where logs go: the journal with fields (auto: when systemd runs us) or stderr",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     keys = commands.add_parser("keys", help="issuer keys").add_subparsers(
@@ -670,6 +678,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
 
     from sync.server.app import create_app  # noqa: PLC0415
     from sync.server.metrics import MULTIPROC_ENV  # noqa: PLC0415
+    from sync.server.supervise import NotifyingServer, serve_watchdog  # noqa: PLC0415
 
     if not 1 <= args.workers <= 64:
         raise ValueError("--workers must be between 1 and 64")
@@ -689,6 +698,13 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
         "host": args.host, "port": args.port, "log_level": "info",
         "access_log": args.access_log,
     }  # fmt: skip
+    # Read before any worker starts, and taken out of the environment they inherit:
+    # systemd hears the main process only (NotifyAccess=main).
+    notifier = Notifier.from_environ(unset=True)
+    status = (
+        f"serving on {args.host}:{args.port}, {args.workers} worker(s),"
+        f" store {'postgresql' if args.dsn else 'sqlite'}"
+    )
     if args.workers > 1:
         # Each worker process builds the app again from the same command line (see
         # sync/server/workers.py): its own store connections, one shared socket. The
@@ -697,14 +713,25 @@ def _serve(args: argparse.Namespace, issuer: Issuer) -> int:
         with (
             _purging(args, issuer),
             tempfile.TemporaryDirectory(prefix="gate-sync-metrics-") as folder,
+            serve_watchdog(notifier, args.host, args.port, lambda: status),
         ):
             # Each worker counts its own requests into files here; /metrics sums them all.
             # A fresh folder each start: counts left by an earlier run would be summed too.
             os.environ[MULTIPROC_ENV] = folder
             uvicorn.run("sync.server.workers:app", factory=True, workers=args.workers, **options)
+        notifier.stopping()
         return 0
     with closing(open_streams(args)) as streams, _purging(args, issuer):
-        uvicorn.run(create_app(streams, issuer, admin_token, **_metrics_options(args)), **options)
+        # uvicorn.run's own steps for one process, keeping the server at hand: the
+        # watchdog must tell a shutdown on SIGTERM from a server that stopped answering.
+        app = create_app(streams, issuer, admin_token, **_metrics_options(args))
+        server = NotifyingServer(uvicorn.Config(app, **options), notifier)
+        with serve_watchdog(
+            notifier, args.host, args.port, lambda: status, lambda: server.should_exit
+        ):
+            server.run()
+    if not server.started:
+        raise OSError(f"the server did not start on {args.host}:{args.port}")
     return 0
 
 
@@ -727,6 +754,9 @@ def build_app(argv: list[str]) -> Any:
     from sync.server.app import create_app  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
+    # A worker process of its own: it logs as the main process does (to the journal
+    # under systemd, which it inherits stderr from).
+    configure_logging(logging.WARNING, identifier="gate-sync", target=args.log_target)
     args.data_path = Path(args.data_dir or os.environ.get("GATE_SYNC_DATA") or DEFAULT_DATA_DIR)
     args.dsn = args.dsn or os.environ.get("GATE_SYNC_DSN") or None
     store = open_central(args.data_path, args.dsn)
