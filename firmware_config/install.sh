@@ -106,6 +106,7 @@ user_tool() {  # user_tool COMMAND ARGS...: groupadd, useradd, usermod on $ROOT
 have_group() { grep -q "^$1:" "$R/etc/group" 2>/dev/null; }
 have_user() { grep -q "^$1:" "$R/etc/passwd" 2>/dev/null; }
 group_id() { awk -F: -v n="$1" '$1 == n { print $3 }' "$R/etc/group"; }
+user_id() { awk -F: -v n="$1" '$1 == n { print $3 }' "$R/etc/passwd"; }
 in_group() {  # in_group USER GROUP: USER is a listed member of GROUP
   awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) f = 1 } END { exit !f }' "$R/etc/group"
 }
@@ -119,6 +120,14 @@ own() {  # own GROUP PATH...: root:GROUP
 }
 
 # Write a file only when its content differs, so a second run changes nothing.
+# A secret the service reads, which it refuses when its group or others could read it
+# (mode 0600): owned by the service user itself.
+own_secret() {  # own_secret USER PATH
+  local uid gid; uid=$(user_id "$1"); gid=$(group_id "$1")
+  if [ -z "$uid" ] || [ -z "$gid" ]; then die failed 6 "no user $1 in $R/etc/passwd"; fi
+  chown "$uid:$gid" "$2"
+}
+
 put() {  # put MODE DEST < content
   local mode=$1 dest=$2 tmp
   tmp=$(mktemp "$(dirname "$dest")/.gate-station.XXXXXX")
@@ -244,8 +253,8 @@ gate_config() {
   fi
   if [ ! -e "$R/etc/gate-agent/admin.token" ]; then
     say "writing a new console admin token in /etc/gate-agent/admin.token"
-    random_token | put 0640 "$R/etc/gate-agent/admin.token" || true
-    own gate-agent "$R/etc/gate-agent/admin.token"
+    random_token | put 0600 "$R/etc/gate-agent/admin.token" || true
+    own_secret gate-agent "$R/etc/gate-agent/admin.token"
   fi
 }
 
@@ -268,8 +277,8 @@ EOF
   fi
   if [ ! -e "$R/etc/gate-sync/admin.token" ]; then
     say "writing a new admin token in /etc/gate-sync/admin.token"
-    random_token | put 0640 "$R/etc/gate-sync/admin.token" || true
-    own gate-sync "$R/etc/gate-sync/admin.token"
+    random_token | put 0600 "$R/etc/gate-sync/admin.token" || true
+    own_secret gate-sync "$R/etc/gate-sync/admin.token"
   fi
 }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gate_agent.config import load_config
+from sync.cli import read_admin_token
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "firmware_config" / "install.sh"
@@ -253,7 +254,9 @@ def test_a_gate_with_its_kiosk_installs_reinstalls_upgrades_and_uninstalls(
     assert (conf_dir.st_mode & 0o777, conf_dir.st_gid) == (0o750, gid)
     token = root / "etc" / "gate-agent" / "admin.token"
     assert len(token.read_text(encoding="utf-8").strip()) >= 16
-    assert (token.stat().st_mode & 0o777, token.stat().st_gid) == (0o640, gid)
+    # Owned by the service user, mode 0600: the agent reads it, no one else.
+    uid = int(passwd_entry(root, "gate-agent")[2])  # type: ignore[index]
+    assert (token.stat().st_mode & 0o777, token.stat().st_uid) == (0o600, uid)
 
     # config.txt: the Pi 5's lines once, between markers, under [all], the rest untouched.
     boot = (root / "boot" / "firmware" / "config.txt").read_text(encoding="utf-8")
@@ -334,9 +337,13 @@ def test_the_central_role_gets_its_user_env_file_token_and_unit(tmp_path: Path) 
     assert passwd_entry(root, "gate-agent") is None
     assert [c for c in calls if c[0] == "apt-get"][1][-1] == "python3-venv"
     gid = int(group_entry(root, "gate-sync")[2])  # type: ignore[index]
-    for name in ("gate-sync.env", "admin.token"):
-        st = (root / "etc" / "gate-sync" / name).stat()
-        assert (st.st_mode & 0o777, st.st_gid) == (0o640, gid), name
+    env = (root / "etc" / "gate-sync" / "gate-sync.env").stat()
+    assert (env.st_mode & 0o777, env.st_gid) == (0o640, gid)
+    # `gate-sync serve` refuses a token its group could read: 0600, the service user's.
+    token_path = root / "etc" / "gate-sync" / "admin.token"
+    uid = int(passwd_entry(root, "gate-sync")[2])  # type: ignore[index]
+    assert (token_path.stat().st_mode & 0o777, token_path.stat().st_uid) == (0o600, uid)
+    assert len(read_admin_token(token_path)) >= 16
     assert (root / PREFIX / "venv" / "bin" / "gate-sync").is_file()
     assert ["systemctl", "enable", "--now", "gate-sync.service"] in calls
     assert not (root / "etc" / "systemd" / "system" / "gate-agent.service").exists()
