@@ -129,8 +129,11 @@ typecheck: install
 importlint: install
 	$(BIN)/lint-imports
 
+# Tests run on one worker per core, from two to four (each test starts its own
+# servers on free ports; each worker starts its own PostgreSQL server and chromium).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -lt 2 ] && n=2; [ "$$n" -gt 4 ] && n=4; echo $$n)
 pytest: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck importlint pytest
 
