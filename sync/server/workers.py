@@ -13,7 +13,8 @@ import json
 import os
 from typing import Any
 
-from sync.cli import WORKER_ARGV, build_app
+from sync.cli import build_app
+from sync.cli_serve import WORKER_ARGV
 
 
 def app() -> Any:

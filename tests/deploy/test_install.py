@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gate_agent.config import load_config
-from sync.cli import read_admin_token
+from sync.cli_serve import read_admin_token
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "firmware_config" / "install.sh"

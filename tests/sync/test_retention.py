@@ -15,7 +15,8 @@ import pytest
 
 from gate_agent.ledger import Ledger
 from sync import ledgers, retention, visitors
-from sync.cli import main, retention_days
+from sync.cli import main
+from sync.cli_serve import retention_days
 from sync.issuer import Issuer
 from sync.protocol import Ack
 from sync.server.auth import secret_hash

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync import cli
+from sync import cli, cli_serve
 from sync.server.app import create_app
 from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
@@ -81,12 +81,12 @@ def test_serve_refuses_an_admin_token_others_can_read(tmp_path: Path) -> None:
     token_file.write_text(ADMIN_TOKEN + "\n", encoding="utf-8")
     token_file.chmod(0o644)
     with pytest.raises(ValueError, match="chmod 600"):
-        cli.read_admin_token(token_file)
+        cli_serve.read_admin_token(token_file)
     token_file.chmod(0o600)
-    assert cli.read_admin_token(token_file) == ADMIN_TOKEN
+    assert cli_serve.read_admin_token(token_file) == ADMIN_TOKEN
     token_file.write_text("short", encoding="utf-8")
     with pytest.raises(ValueError, match="at least 16"):
-        cli.read_admin_token(token_file)
+        cli_serve.read_admin_token(token_file)
     code = cli.main(
         ["--data-dir", str(tmp_path / "c"), "serve", "--admin-token-file", str(token_file)]
     )
