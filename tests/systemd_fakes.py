@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.limits import PATIENCE_S
+
 
 class DatagramListener:
     """A bound SOCK_DGRAM unix socket a test reads what was sent to it from."""
@@ -69,7 +71,7 @@ class NotifyListener(DatagramListener):
         return None if data is None else data.decode().split("\n")
 
     def wait_for(
-        self, wanted: Callable[[list[str]], bool], timeout_s: float = 20.0
+        self, wanted: Callable[[list[str]], bool], timeout_s: float = PATIENCE_S
     ) -> list[list[str]]:
         """Every datagram up to and including the first ``wanted`` one (asserts it came)."""
         seen: list[list[str]] = []

@@ -22,6 +22,7 @@ from gate_agent.config import GateConfig, load_config
 from gate_agent.doctor import Status, failed, run_checks, table
 from gate_agent.hardware.render import PAPER, PHONE, render_pass
 from gate_agent.ledger import Ledger, verify_ledger_file
+from tests.limits import PATIENCE_S
 from tests.test_station import KEY, make_pass
 
 SIM = """
@@ -153,7 +154,7 @@ def test_gate_agent_run_scans_until_sigterm_and_leaves_the_ledger_intact(tmp_pat
         [script, "--config", str(path), "run"], stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE_S
         while time.monotonic() < deadline:
             if verify_ledger_file(config.ledger_path).entries_checked >= 2:
                 break

@@ -18,6 +18,7 @@ from gate_agent import cli as agent_cli
 from gate_agent.assemble import open_gate
 from gate_agent.config import load_config
 from sync import cli as sync_cli
+from tests.limits import PATIENCE_S
 from tests.test_station import make_pass, trust_key
 
 ADMIN_TOKEN = "central-admin-token-0123456789"
@@ -47,7 +48,7 @@ def centre(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE_S
         while time.monotonic() < deadline:
             try:
                 httpx.get(f"{url}/v1/admin/gates", timeout=1)
@@ -112,12 +113,12 @@ def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
         camera = gate.simulated_camera("in")
         for i in range(3):
             camera.show_pass(make_pass(f"SYNC000{i}"))
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + PATIENCE_S
             while gate.ledger.count() < i + 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
             camera.show_nothing()
             time.sleep(0.6)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + PATIENCE_S
         while gate.uploader.status().backlog and time.monotonic() < deadline:
             time.sleep(0.1)
         status = gate.uploader.status()
@@ -174,7 +175,7 @@ def test_what_the_centre_decides_reaches_the_running_gate(
         state = gate.ledger.state
 
         def until(ready: Callable[[], bool]) -> None:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + PATIENCE_S
             while not ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert ready()
@@ -223,7 +224,7 @@ def test_serve_with_two_workers_takes_uploads_on_either(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             try:
                 httpx.get(f"{url}/v1/admin/gates", timeout=1)

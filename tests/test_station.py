@@ -26,6 +26,7 @@ from gate_agent.hardware.images import Gray
 from gate_agent.hardware.signals import press_guard_button
 from gate_agent.ledger import verify_ledger_file
 from gate_agent.station import ScanRequest
+from tests.limits import PATIENCE_S
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -204,7 +205,7 @@ def test_the_live_loop_reads_passes_from_the_cameras(tmp_path: Path) -> None:
         subscription = gate.events.subscribe()
         gate.simulated_thermometer().set(36.5)
         gate.simulated_camera("in").show_pass(make_pass("LIVE0001"))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE_S
         decisions: list[GateEvent] = []
         while time.monotonic() < deadline and not decisions:
             event = subscription.get(0.5)

@@ -26,6 +26,7 @@ from gate_agent.hardware.simulated import SimulatedCamera
 from gate_agent.ledger import EntryDraft, Ledger, StoredEntry
 from gate_agent.service import Notifier, Watchdog
 from gate_agent.station import Lane, ScanRequest, Station, StationSettings
+from tests.limits import PATIENCE_S
 from tests.systemd_fakes import NotifyListener, short_dir
 from tests.test_doctor_and_run import write_config
 from tests.test_gate_syncs import free_port
@@ -160,7 +161,7 @@ def test_a_stopped_or_dead_loop_is_a_problem(
     s, _, decoder = parts
     assert s.stalled(30) == []
     decoder.die = True
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE_S
     while s.stalled(30) != ["lane-in thread ended"]:
         assert time.monotonic() < deadline, s.stalled(30)
         time.sleep(0.05)

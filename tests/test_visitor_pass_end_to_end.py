@@ -14,6 +14,7 @@ from gate_agent.assemble import open_gate
 from gate_agent.config import load_config
 from sync import cli as sync_cli
 from sync.cli import open_central
+from tests.limits import PATIENCE_S
 from tests.sync.test_residents_cli import ZH_HEADER, ZH_ROWS, write_csv
 from tests.test_gate_syncs import centre
 
@@ -65,7 +66,7 @@ lists_poll_seconds = 0.3
     return path
 
 
-def until(ready: Callable[[], bool], seconds: float = 15) -> None:
+def until(ready: Callable[[], bool], seconds: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + seconds
     while not ready() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -19,6 +19,7 @@ from gate_agent.hardware.camera_rpicam import (
     yuv420_stride,
 )
 from gate_agent.hardware.decoder import QrDecoder
+from tests.limits import PATIENCE_S
 
 DECODER = QrDecoder()
 WIDTH, HEIGHT = 200, 160  # 200 is not a multiple of 64: rows arrive padded to 256
@@ -58,7 +59,7 @@ while True:
 """
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout_s: float = PATIENCE_S) -> None:
     """Poll until `predicate()` holds; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():

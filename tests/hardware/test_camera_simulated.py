@@ -22,6 +22,7 @@ from gate_agent.hardware.render import (
     render_pass,
 )
 from gate_agent.hardware.simulated import SimulatedCamera
+from tests.limits import PATIENCE_S
 
 DECODER = QrDecoder()
 
@@ -35,7 +36,7 @@ def _b32(n: int, seed: int) -> str:
 PASSES = ["GP1:ABCDEFGH:" + _b32(150, seed) + ":" + _b32(103, seed + 5) for seed in (1, 2, 3)]
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout_s: float = PATIENCE_S) -> None:
     """Poll until `predicate()` holds; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():

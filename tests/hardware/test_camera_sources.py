@@ -24,11 +24,12 @@ from gate_agent.hardware.camera_sources import (
     device_path,
 )
 from gate_agent.hardware.decoder import QrDecoder
+from tests.limits import PATIENCE_S
 
 DECODER = QrDecoder()
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout_s: float = PATIENCE_S) -> None:
     """Poll until `predicate()` holds; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():

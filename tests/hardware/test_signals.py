@@ -25,6 +25,7 @@ from gate_agent.hardware.signals import (
     mock_signals,
     press_guard_button,
 )
+from tests.limits import PATIENCE_S
 
 PRESSED_AT = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
 # Long holds keep the lights steady while a test looks; short beeps let a pattern finish fast.
@@ -45,7 +46,7 @@ class FakeMonotonic:
         self.now += seconds
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 1.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = PATIENCE_S) -> None:
     """Poll a background thread's effect; fail after `timeout` seconds (generous, not timed)."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from gate_agent.core.chain import genesis_hash, row_hash
+from tests.limits import PATIENCE_S
 
 ADMIN_TOKEN = "fault-admin-token-0123456789"
 
@@ -158,7 +159,7 @@ def server_errors(data_dir: Path) -> list[str]:
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     """Wait (bounded) until the server answers."""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE_S
     while True:
         assert process.poll() is None, f"the server exited with {process.returncode}"
         try:

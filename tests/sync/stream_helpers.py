@@ -24,6 +24,7 @@ from sync.protocol import Batch
 from sync.server.auth import new_enrol_code
 from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
 from tests.ledger.helpers import draft
+from tests.limits import PATIENCE_S
 
 GATE = "gate-a"
 OTHER_GATE = "gate-b"
@@ -170,7 +171,7 @@ def serving(app: Any) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE_S
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
             time.sleep(0.005)

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.limits import PATIENCE_S
 from tests.sync.faultproxy import Fault, FaultProxy
 from tests.sync.stream_helpers import serving
 
@@ -157,7 +158,7 @@ def test_holds_stop_at_the_body_after_the_request_and_after_the_reply(
         results.append(before)
 
     held(1)  # half the body: the server has nothing whole; released, it is cut
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE_S
     while echo.cut == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     held(2)  # the whole request: the server may have answered; released, the reply is relayed

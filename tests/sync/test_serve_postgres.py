@@ -18,6 +18,7 @@ import pytest
 
 from sync import cli
 from sync.lists import verify_lists
+from tests.limits import PATIENCE_S
 from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
     GATE,
@@ -58,7 +59,7 @@ def serving(data: Path, dsn: str, *dsn_before: str) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "gate-sync serve did not answer"

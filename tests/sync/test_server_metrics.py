@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sync import cli
 from sync.server.app import create_app
+from tests.limits import PATIENCE_S
 from tests.sync.stream_helpers import (
     ADMIN_TOKEN,
     GATE,
@@ -173,7 +174,7 @@ def test_workers_counts_are_summed_whichever_answers(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_S
         while True:
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "gate-sync serve did not answer"

@@ -15,6 +15,7 @@ from gate_agent.core.chain import row_hash
 from sync.protocol import Ack, StreamConflict
 from sync.server.auth import secret_hash
 from sync.store import SqliteStreamStore, StreamStore
+from tests.limits import PATIENCE_S
 from tests.sync.stream_helpers import (
     GATE,
     NOW,
@@ -355,7 +356,7 @@ def test_a_batch_that_fails_fails_alone(tmp_path: Path, stream: Stream) -> None:
             ]
             for thread in threads:
                 thread.start()
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + PATIENCE_S
             while len(store._pending) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert len(store._pending) == 2

@@ -19,6 +19,7 @@ from sync.protocol import Ack
 from sync.server.auth import secret_hash
 from sync.store.streams import EntryQuery
 from tests.ledger.helpers import T0
+from tests.limits import PATIENCE_S
 from tests.sync.stream_helpers import GATE, NOW, OTHER_GATE, batch, fill_ledger, ledger_entries
 
 psycopg = pytest.importorskip("psycopg")
@@ -40,7 +41,7 @@ def store(postgres_dsn: str) -> Iterator[PostgresStreamStore]:
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     """Poll until ``condition`` holds; fail (not time) the test if it never does."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE_S
     while not condition():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.01)

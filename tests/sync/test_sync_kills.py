@@ -22,6 +22,7 @@ from gate_agent.ledger import Ledger
 from gate_agent.uplink import Step, UplinkSettings, Uploader
 from sync import cli as sync_cli
 from sync.protocol import Ack
+from tests.limits import PATIENCE_S
 from tests.sync.conftest import FAULT_ENTRIES
 from tests.sync.fault_helpers import (
     ADMIN_TOKEN,
@@ -63,7 +64,7 @@ def acked(ledger_path: Path) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = PATIENCE_S) -> None:
     """Wait (bounded) until ``condition`` holds."""
     deadline = time.monotonic() + timeout_s
     while not condition():
