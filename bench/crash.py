@@ -17,6 +17,11 @@ ledger file it left behind:
 - every entry ever reported green is there with the same pass and the same hash;
 
 and starts the gate again on the same files, until ``--entries`` greens were seen.
+
+With ``--power-loss`` the gate runs under the ``bench/powerloss.c`` LD_PRELOAD shim
+(built with gcc), which keeps a shadow copy of the gate's data folder holding only
+what SQLite synced; after each kill the ledger's files are replaced by their shadow
+copies, as if the power had gone at that moment, before the same checks.
 The report counts kills, greens and checks; any failed check is listed and makes
 the exit status 1.
 """
@@ -29,6 +34,7 @@ import io
 import os
 import random
 import select
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -208,7 +214,39 @@ def _take(run: Run, line: str) -> None:
     run.greens[seq] = Green(seq, pass_id, hash_)
 
 
-def _start(config: Path, passes: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def build_shim(out: Path) -> Path:
+    """Compile ``bench/powerloss.c`` into `out` (a shared object for LD_PRELOAD)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise RuntimeError("--power-loss needs gcc to build bench/powerloss.c")
+    source = ROOT / "bench" / "powerloss.c"
+    command = [gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out), str(source)]
+    subprocess.run([*command, "-ldl"], check=True)
+    return out
+
+
+def _sync_shadow(data: Path, shadow: Path) -> None:
+    """The disk as the closed ledger left it: every top-level file of `data`, synced."""
+    if shadow.exists():
+        shutil.rmtree(shadow)
+    shadow.mkdir()
+    for path in data.iterdir():
+        if path.is_file():
+            shutil.copy2(path, shadow / path.name)
+
+
+def _cut_power(data: Path, shadow: Path, ledger: Path) -> None:
+    """Replace the ledger's files with what the disk held (the shadow copies)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        real, kept = data / f"{ledger.name}{suffix}", shadow / f"{ledger.name}{suffix}"
+        real.unlink(missing_ok=True)
+        if kept.exists():
+            shutil.copy2(kept, real)
+
+
+def _start(
+    config: Path, passes: Path, log: Path, env: dict[str, str] | None
+) -> tuple[subprocess.Popen[bytes], int]:
     read_fd, write_fd = os.pipe()
     with log.open("ab") as sink:
         agent = subprocess.Popen(
@@ -227,13 +265,19 @@ def _start(config: Path, passes: Path, log: Path) -> tuple[subprocess.Popen[byte
             stdout=sink,
             stderr=sink,
             cwd=ROOT,
+            env=env,
         )
     os.close(write_fd)
     return agent, read_fd
 
 
-def crash_run(work: Path, *, entries: int, kills: int, seed: int, passes: int) -> dict[str, Any]:
-    """Run the gate to `entries` greens with `kills` SIGKILLs between; the report as a dict."""
+def crash_run(
+    work: Path, *, entries: int, kills: int, seed: int, passes: int, power_loss: bool = False
+) -> dict[str, Any]:
+    """Run the gate to `entries` greens with `kills` SIGKILLs between; the report as a dict.
+
+    `power_loss`: each kill also drops what SQLite had not synced (see ``bench/powerloss.c``).
+    """
     rng = random.Random(seed)  # noqa: S311 - kill moments, not secrets
     config = prepare(work, passes)
     ledger = work / "gate" / "ledger.sqlite3"
@@ -241,10 +285,22 @@ def crash_run(work: Path, *, entries: int, kills: int, seed: int, passes: int) -
     # Kill when the green count passes each point, then after a random delay that lands
     # anywhere in the following scan (a scan takes a few tens of milliseconds).
     points = sorted(rng.sample(range(1, entries), min(kills, entries - 1)))
+    data, shadow = ledger.parent, work / "shadow"
+    env = None
+    if power_loss:
+        shim = build_shim(work / "powerloss.so")
+        env = {
+            **os.environ,
+            "LD_PRELOAD": str(shim),
+            "CRASHSIM_ROOT": str(data.resolve()),
+            "CRASHSIM_SHADOW": str(shadow.resolve()),
+        }
     run = Run()
     started = time.monotonic()
     while True:
-        agent, fd = _start(config, work / "passes", log)
+        if power_loss:
+            _sync_shadow(data, shadow)
+        agent, fd = _start(config, work / "passes", log, env)
         buffer = bytearray()
         target = points[run.kills] if run.kills < len(points) else entries
         try:
@@ -270,6 +326,8 @@ def crash_run(work: Path, *, entries: int, kills: int, seed: int, passes: int) -
         os.close(fd)
         if not last:
             run.kills += 1
+            if power_loss:
+                _cut_power(data, shadow, ledger)
         check(config, ledger, run)
         if last:
             break
@@ -284,6 +342,7 @@ def crash_run(work: Path, *, entries: int, kills: int, seed: int, passes: int) -
         "checks": run.checks,
         "seed": seed,
         "passes": passes,
+        "power_loss": power_loss,
         "seconds": round(seconds, 1),
         "greens_per_second": round(len(run.greens) / seconds, 2),
         "failures": run.failures,
@@ -298,13 +357,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=50, help="SIGKILLs spread over the run")
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--passes", type=int, default=12, help="residents walking in and out")
+    parser.add_argument(
+        "--power-loss", action="store_true", help="drop unsynced writes at each kill (gcc)"
+    )
     parser.add_argument("--work", type=Path, help="keep the files here (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/crash.json"))
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         result = crash_run(
-            work, entries=args.entries, kills=args.kills, seed=args.seed, passes=args.passes
+            work,
+            entries=args.entries,
+            kills=args.kills,
+            seed=args.seed,
+            passes=args.passes,
+            power_loss=args.power_loss,
         )
     write_report({**report_header("crash"), **result}, args.out)
     return 0 if result["ok"] else 1

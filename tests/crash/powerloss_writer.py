@@ -1,7 +1,7 @@
 """The process whose power is cut: appends ledger entries and acknowledges each one.
 
 Run as ``python -m tests.crash.powerloss_writer LEDGER [--synchronous OFF]`` under the
-``powerloss.c`` shim. It opens the ledger with the real ``Ledger.open`` (WAL,
+``bench/powerloss.c`` shim. It opens the ledger with the real ``Ledger.open`` (WAL,
 synchronous=FULL), appends entries until killed, and after each ``append`` returns
 writes ``ack <seq> <hash>`` to stdout: the moment the station would light the green.
 ``--autocheckpoint N`` checkpoints every N pages, so a cut can land in a checkpoint;

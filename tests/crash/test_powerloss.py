@@ -1,6 +1,6 @@
 """Power loss beneath SQLite: what was acknowledged is what a disk holds after the cut.
 
-The writer (``powerloss_writer``) runs the real ledger under the ``powerloss.c``
+The writer (``powerloss_writer``) runs the real ledger under the ``bench/powerloss.c``
 LD_PRELOAD shim, which copies a file to a shadow folder only when SQLite syncs
 it (and makes unlinks durable only when the folder is synced). After a SIGKILL
 at a seeded random moment the shadow folder is what the disk would hold had the
@@ -38,7 +38,7 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if gcc is None:
         pytest.skip("no gcc: the power-loss shim cannot be built")
     out = tmp_path_factory.mktemp("shim") / "powerloss.so"
-    source = HERE / "powerloss.c"
+    source = ROOT / "bench" / "powerloss.c"
     subprocess.run(
         [gcc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out), str(source), "-ldl"],
         check=True,
