@@ -28,7 +28,9 @@ Definitions (the summary says them too):
 - latency slices: the time after warm-up cut into ``--slices`` equal parts; p50/p95 of
   each. ``latency_ratio_last_first``: p50 of the last slice over p50 of the first.
   Limit: ``--latency-ratio-max`` (default 1.5; the machine may be shared).
-- every person shown got a decision, and the ledger holds one entry for each.
+- every person shown got a decision, and the ledger holds one entry for each (and at
+  most one more: the person at the gate when the demo is stopped may be recorded
+  before their line is printed; ``entries_in_flight_at_stop`` says).
 - the backlog drains: after the demo stops, ``gate-agent run`` (as the service runs it)
   is started on the same ledger until the centre holds every entry.
 Exit status 1 when a limit fails; the JSON says which under ``failed``. With
@@ -360,7 +362,9 @@ def summarise(
         "undecided": undecided,
         "outcomes": outcomes,
         **end,
-        "entries_equal_people": end["ledger_entries"] == shown,
+        # SIGINT may land between a decision's commit and its line: one entry more at most.
+        "entries_in_flight_at_stop": end["ledger_entries"] - shown,
+        "entries_equal_people": end["ledger_entries"] - shown in (0, 1),
         "backlog_drained": end["centre_stored_through"] == end["ledger_entries"],
         "max_backlog_after_warmup": max((s.get("backlog", 0) for s in after), default=0),
         "warmup_seconds": round(warmup),
