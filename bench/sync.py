@@ -105,6 +105,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serving(data_dir: Path, dsn: str | None, workers: int = 1) -> Iterator[str]:
     """``gate-sync serve`` on a free loopback port, as an operator starts it; its URL."""
+    with serve_process(data_dir, dsn, workers) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_process(
+    data_dir: Path, dsn: str | None, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``serving``, with the process too (the soak reads its memory)."""
     token = data_dir / "admin.token"
     token.write_text(ADMIN_TOKEN, encoding="utf-8")
     token.chmod(0o600)
@@ -134,7 +143,7 @@ def serving(data_dir: Path, dsn: str | None, workers: int = 1) -> Iterator[str]:
                     err = log_path.read_text(encoding="utf-8", errors="replace")
                     raise RuntimeError(f"gate-sync serve did not start: {err[-500:]}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
