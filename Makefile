@@ -151,17 +151,21 @@ bench: install
 
 # Soak (issue 8): an hour of people at one gate, one every 2 s (RSS may grow by 5 MB at
 # most, no descriptor leak, latency steady), then 10 minutes of 500 gates at the centre.
-# Each exits non-zero when its limits fail; the other still runs, and `make` fails after.
+# Each exits non-zero when its limits fail; the others still run, and `make` fails after.
 SOAK_GATE_SECONDS   ?= 3600
 SOAK_CENTRE_SECONDS ?= 600
 SOAK_GATES          ?= 500
+# Then the gate SIGKILLed at random moments while it records 10,000 entries.
+CRASH_ENTRIES       ?= 10000
+CRASH_KILLS         ?= 50
 soak: install
 	status=0; \
 	$(BIN)/python -m bench.soak_gate --seconds $(SOAK_GATE_SECONDS) --interval 2 \
 	  --out bench/out/soak-gate.json || status=1; \
 	$(BIN)/python -m bench.soak_centre --seconds $(SOAK_CENTRE_SECONDS) --gates $(SOAK_GATES) \
 	  --out bench/out/soak-centre.json || status=1; \
-	: "-- the long crash and chaos harnesses (bench/crash.py, bench/chaos.py) go here --"; \
+	$(BIN)/python -m bench.crash --entries $(CRASH_ENTRIES) --kills $(CRASH_KILLS) \
+	  --out bench/out/crash.json || status=1; \
 	exit $$status
 
 clean:
