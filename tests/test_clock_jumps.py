@@ -17,6 +17,7 @@ from gate_agent.assemble import Gate, open_gate
 from gate_agent.clock import FakeClock
 from gate_agent.core.reasons import Direction
 from gate_agent.ledger import verify_ledger_file
+from gate_agent.metrics import GateMetrics
 from gate_agent.station import ScanRequest
 from tests.test_station import config, make_pass, person_at_sensor, trust_key
 
@@ -71,3 +72,26 @@ def test_a_wall_clock_set_forward_does_not_end_a_recheck_early(tmp_path: Path) -
         clock.set_wall(clock.now() + timedelta(hours=3))  # past the 15-minute window
         person_at_sensor(gate, 38.3)
         assert scan(gate, clock, text) == "fever"  # the second reading, two minutes on
+
+
+def test_a_jump_shows_in_healthz_for_an_hour(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    with open_gate(config(tmp_path), clock=clock, start=False) as gate:
+        metrics = GateMetrics(gate, clock)
+
+        def clock_check() -> tuple[str, str, str]:
+            check = metrics.health()[1]["clock"]
+            return check.status, check.code, check.detail
+
+        clock.advance(600)
+        clock.set_wall(clock.now() + timedelta(seconds=30))  # NTP's small corrections: no jump
+        assert clock_check() == ("ok", "synced", "")
+        clock.set_wall(clock.now() - timedelta(hours=4))
+        status, code, detail = clock_check()
+        assert (status, code) == ("degraded", "clock_jumped") and "back by 240 min" in detail
+        clock.advance(3000)
+        assert clock_check()[1] == "clock_jumped"  # still shown, the new time kept as normal
+        clock.set_wall(clock.now() + timedelta(hours=6))
+        assert "forward by 360 min" in clock_check()[2]
+        clock.advance(3601)
+        assert clock_check() == ("ok", "synced", "")
