@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gate_agent.clock import Clock
 from gate_agent.config import GateConfig
 from gate_agent.core.passes import ExitQuota, Keyring, PassRefusal, VerifiedPass, verify
 from gate_agent.core.policy import (
@@ -52,9 +53,12 @@ class Evaluation:
 class Assessor:
     """The gate's state in one place: its config, its ledger and the lists in it."""
 
-    def __init__(self, config: GateConfig, ledger: Ledger) -> None:
+    def __init__(self, config: GateConfig, ledger: Ledger, clock: Clock | None = None) -> None:
+        """With a ``clock``, an earlier entry of this boot is dated by monotonic time
+        (``prior_entry``), so a wall clock that jumps cannot open or close a window."""
         self.config = config
         self.ledger = ledger
+        self.clock = clock
         self._cached: _Cached | None = None
 
     @property
@@ -108,8 +112,10 @@ class Assessor:
             since = now - timedelta(days=max(quota.days for quota in quotas))
             exits = self.household_exits(fields.household_id, since)
         return PassHistory(
-            last_allowed=_prior(self.ledger.last_allowed_for_pass(fields.pass_id)),
-            last_entry=_prior(self.ledger.last_for_pass(fields.pass_id)),
+            last_allowed=prior_entry(
+                self.ledger.last_allowed_for_pass(fields.pass_id), now, self.clock
+            ),
+            last_entry=prior_entry(self.ledger.last_for_pass(fields.pass_id), now, self.clock),
             household_exits=exits,
             used_in_at=self.used_in_at(fields.pass_id, fields.valid_from) if fields.once else None,
         )
@@ -207,11 +213,26 @@ def centre_policy(base: PolicySettings, centre: dict[str, object]) -> PolicySett
         return base
 
 
-def _prior(entry: StoredEntry | None) -> PriorEntry | None:
+def prior_entry(
+    entry: StoredEntry | None, now: datetime, clock: Clock | None = None
+) -> PriorEntry | None:
+    """An earlier entry as the policy sees it, dated so that windows stay true.
+
+    An entry made in this boot (its boot id is the clock's) is dated ``now`` minus the
+    monotonic time elapsed since it: the anti-passback and re-check windows are measured
+    on monotonic time, and a wall clock jumping back or forward by hours neither lets a
+    passback through nor ends a re-check early. An entry of an earlier boot has only its
+    wall time to go by (monotonic time restarts at boot).
+    """
     if entry is None:
         return None
+    at = entry.wall_time
+    if clock is not None and entry.boot_id == clock.boot_id:
+        elapsed_ns = clock.monotonic_ns() - entry.monotonic_ns
+        if elapsed_ns >= 0:
+            at = now - timedelta(microseconds=elapsed_ns // 1000)
     try:
         reason = Reason(entry.reason)
     except ValueError:
         reason = Reason.OK  # a code from a newer release: only its direction and time matter
-    return PriorEntry(Direction(entry.direction), Outcome(entry.outcome), reason, entry.wall_time)
+    return PriorEntry(Direction(entry.direction), Outcome(entry.outcome), reason, at)

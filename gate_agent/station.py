@@ -140,7 +140,7 @@ class Station:
         self.clock = clock
         self.events = events
         self.settings = settings
-        self.assessor = Assessor(config, ledger)
+        self.assessor = Assessor(config, ledger, clock)
         self.stats = StationStats()
         self._requests: queue.Queue[ScanRequest | ReleaseRequest | ConsoleRequest] = queue.Queue(
             maxsize=64

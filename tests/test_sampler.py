@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
+
+import pytest
+
 from gate_agent.clock import FakeClock
-from gate_agent.hardware.thermometer import SimulatedThermometer
+from gate_agent.hardware.fake_smbus import FakeSMBus
+from gate_agent.hardware.thermometer import MLX90614, SimulatedThermometer
 from gate_agent.sampler import SensorState, ThermometerSampler
 
 
@@ -52,3 +58,41 @@ def test_the_background_thread_samples_and_stops() -> None:
     finally:
         sampler.close()
     assert sampler.wait(0) is False
+
+
+#: Two polls of the driver, each register tried three times (ambient fails first).
+FAULTY_READS = 2 * 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "detail"),
+    [
+        (lambda bus: bus.corrupt_next(FAULTY_READS), "PEC"),
+        (lambda bus: bus.error_flag_next(FAULTY_READS), "error flag"),
+        (lambda bus: bus.unplug(errno.ETIMEDOUT), "ETIMEDOUT"),  # a stuck bus: reads time out
+        (lambda bus: bus.fail_next(FAULTY_READS, errno.EIO), "EIO"),
+    ],
+    ids=["bad-pec", "error-flag", "bus-stuck", "bus-error"],
+)
+def test_the_real_driver_faults_become_the_fault_state_and_recover(
+    fault: Callable[[FakeSMBus], None], detail: str
+) -> None:
+    """The MLX90614 driver over a fake bus: each fault the sensor or its bus can show,
+    lasting past the driver's retries, is the sampler's ``fault`` state with the cause in
+    its detail (what the console and doctor show; the station then decides sensor_fault);
+    when reads succeed again it samples again."""
+    clock = FakeClock()
+    bus = FakeSMBus(object_celsius=34.0, ambient_celsius=22.0)
+    sensor = MLX90614(bus, sleep=lambda _s: None, monotonic_ns=clock.monotonic_ns)
+    changes: list[SensorState] = []
+    sampler = ThermometerSampler(sensor, clock=clock, on_change=changes.append)
+    assert sampler.poll_once() is not None
+    fault(bus)
+    assert sampler.poll_once() is None and sampler.poll_once() is None
+    state = sampler.state()
+    assert (state.ok, state.state, state.errors_total) == (False, "fault", 2)
+    assert detail in state.detail
+    bus.plug()  # the counted faults are used up: the next reads succeed
+    assert sampler.poll_once() is not None
+    assert sampler.state().ok
+    assert [c.state for c in changes] == ["sampling", "fault", "sampling"]
