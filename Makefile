@@ -158,6 +158,9 @@ SOAK_GATES          ?= 500
 # Then the gate SIGKILLed at random moments while it records 10,000 entries.
 CRASH_ENTRIES       ?= 10000
 CRASH_KILLS         ?= 50
+# Then sync chaos: a seeded random schedule of faults, gate restarts and server kills.
+CHAOS_SECONDS       ?= 600
+CHAOS_SEED          ?= 1
 soak: install
 	status=0; \
 	$(BIN)/python -m bench.soak_gate --seconds $(SOAK_GATE_SECONDS) --interval 2 \
@@ -166,6 +169,8 @@ soak: install
 	  --out bench/out/soak-centre.json || status=1; \
 	$(BIN)/python -m bench.crash --entries $(CRASH_ENTRIES) --kills $(CRASH_KILLS) \
 	  --out bench/out/crash.json || status=1; \
+	$(BIN)/python -m bench.chaos --seconds $(CHAOS_SECONDS) --seed $(CHAOS_SEED) \
+	  --out bench/out/chaos.json || status=1; \
 	exit $$status
 
 clean:

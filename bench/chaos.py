@@ -98,7 +98,7 @@ class Server:
             command += ["--dsn", self.dsn]
         with (self.data_dir / "serve.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # reached only when the server is broken
         while True:
             try:
                 httpx.get(f"{self.url}/v1/admin/gates", timeout=1)
