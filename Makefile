@@ -39,7 +39,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make demo   - install everything and run the station in simulation"
 	@echo "make test   - install everything; run ruff, mypy, import contracts and pytest"
-	@echo "make bench  - run the benchmarks (JSON in bench/out/)"
+	@echo "make bench  - run the benchmarks (JSON, report.md and plots in bench/out/)"
 	@echo "make lint   - ruff, mypy and import contracts only"
 
 system-deps:
@@ -147,6 +147,7 @@ bench: install
 	$(BIN)/python -m bench.trace --out bench/out/trace.json
 	$(BIN)/python -m bench.stats --out bench/out/stats.json
 	$(BIN)/python -m bench.compound --out bench/out/compound.json
+	$(BIN)/python -m bench.report --in bench/out --out bench/out/report.md
 
 clean:
 	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache
