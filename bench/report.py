@@ -123,7 +123,7 @@ def _save(figure: Figure, out: Path) -> None:
 
 
 def number(value: Any) -> str:
-    """A figure as the report shows it: grouped thousands, at most 4 significant digits."""
+    """A figure as the report shows it: grouped thousands, else at most 4 significant digits."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -131,12 +131,9 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value == 0 or abs(value) >= 1000:
+        if math.isfinite(value) and abs(value) >= 1000:
             return f"{value:,.0f}"
-        digits = max(0, 3 - math.floor(math.log10(abs(value))))
-        return f"{value:,.{digits}f}"
+        return f"{value:.4g}"
     return str(value)
 
 

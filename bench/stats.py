@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         **baseline,
         **postgres,
     }
-    python = "python_count{}_seconds: the same window's entries read into Python and counted"
+    python = "python_count{}_seconds: the same query's entries read into Python and counted"
     rows = [
         versus(f"stats{part}_seconds", report[f"stats{part}_seconds"],
                report.get(f"python_count{part}_seconds"), unit="s", baseline=python.format(part))

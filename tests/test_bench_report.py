@@ -66,10 +66,10 @@ def test_report_tables_machine_and_plots(bench_out: Path) -> None:
     # baseline is; a pipe in a description does not break the table.
     assert "| figure | value | baseline | ratio | what the baseline is |" in text
     assert (
-        "| frame_to_decision_ms.median | 13.55 ms | 6.000 ms | 2.258× "
+        "| frame_to_decision_ms.median | 13.55 ms | 6 ms | 2.258× "
         "| zxing-cpp alone \\| same frames |" in text
     )
-    assert "| peak_rss_mb | 151.2 MB | 120.0 MB | 1.260× | bare interpreter |" in text
+    assert "| peak_rss_mb | 151.2 MB | 120 MB | 1.26× | bare interpreter |" in text
     assert "| ingest_rows_per_second.sqlite | 41,000 rows/s | 52,000 rows/s | 0.7885× |" in text
     assert "| ingest_rows_per_second.postgres | — | 52,000 rows/s | — |" in text
     # Benchmarks in make-bench order; a skipped one says why; one without rows says so.
@@ -103,7 +103,7 @@ def test_report_without_plot_data_says_why(tmp_path: Path) -> None:
     ]
     text = out.read_text(encoding="utf-8")
     assert "2026-03-01T08:00:00+00:00" in text
-    assert "| verify_us | 90.00 µs | 60.00 µs | 1.500× | bare Ed25519 verify |" in text
+    assert "| verify_us | 90 µs | 60 µs | 1.5× | bare Ed25519 verify |" in text
     assert "not drawn (gate.json has no frame_to_decision_ms_each)" in text
     assert not list(out.parent.glob("*.png"))
 
@@ -116,8 +116,11 @@ def test_report_refuses_a_missing_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(None, "—"), (True, "yes"), (12345, "12,345"), (0.0, "0"), (1234.7, "1,235"),
-     (13.55, "13.55"), (0.001234, "0.001234"), (151.2, "151.2")],
+    [
+        (None, "—"), (True, "yes"), (12345, "12,345"), (0.0, "0"), (6.0, "6"),
+        (0.116, "0.116"), (float("nan"), "nan"), (1234.7, "1,235"), (13.55, "13.55"),
+        (0.001234, "0.001234"), (151.2, "151.2"),
+    ],
 )  # fmt: skip
 def test_number_format(value: Any, shown: str) -> None:
     assert report.number(value) == shown
