@@ -39,8 +39,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make demo   - install everything and run the station in simulation"
 	@echo "make test   - install everything; run ruff, mypy, import contracts and pytest"
-	@echo "make bench  - run the benchmarks (JSON in bench/out/)"
-	@echo "make soak   - an hour at one gate, then the centre with 500 gates (JSON in bench/out/)"
+	@echo "make bench  - run the benchmarks (JSON, report.md and plots in bench/out/)"
+	@echo "make soak   - an hour at one gate, the centre with 500 gates, crashes, sync chaos"
 	@echo "make lint   - ruff, mypy and import contracts only"
 
 system-deps:
@@ -148,6 +148,7 @@ bench: install
 	$(BIN)/python -m bench.trace --out bench/out/trace.json
 	$(BIN)/python -m bench.stats --out bench/out/stats.json
 	$(BIN)/python -m bench.compound --out bench/out/compound.json
+	$(BIN)/python -m bench.report --in bench/out --out bench/out/report.md
 
 # Soak (issue 8): an hour of people at one gate, one every 2 s (RSS may grow by 5 MB at
 # most, no descriptor leak, latency steady), then 10 minutes of 500 gates at the centre.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from bench.ledger import draft
 from gate_agent.bundle_export import export_bundle
 from gate_agent.clock import FakeClock
@@ -31,6 +32,7 @@ GATE = "BENCH-GATE"
 TOKEN = "bench-token-0123456789abcdefghijklmnop"
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 T = TypeVar("T")
+INGEST = "batch_ingest_ms_per_1000: the same entries through StreamStore.ingest, 500 a batch"
 
 
 def centre(path: Path) -> SqliteStreamStore:
@@ -69,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.count):
                 ledger.append(draft(i))
             stream = ledger.stream_id
-            entries = all_entries(ledger)
+            read_ms, entries = timed_ms(lambda: all_entries(ledger))
             path = folder / "stick.gsb"
             export_ms, _ = timed_ms(
                 lambda: export_bundle(ledger, path, token=TOKEN, clock=FakeClock(NOW))
             )
         size = path.stat().st_size
+        json_bytes = sum(len(json.dumps(e, separators=(",", ":")).encode()) for e in entries)
         with centre(folder / "baseline.sqlite3") as store:
 
             def ingest_batches() -> None:
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
             import_ms, first = timed_ms(import_once)
             again_ms, second = timed_ms(import_once)
+            rows_ms, _ = timed_ms(lambda: sum(1 for _ in pull.rows(store, pull.PullFilter())))
             csv_ms, _ = timed_ms(
                 lambda: sum(
                     len(c) for c in pull.text_chunks(pull.rows(store, pull.PullFilter()), "csv")
@@ -114,6 +118,46 @@ def main(argv: list[str] | None = None) -> int:
         "csv_pull_ms_per_1000": round(csv_ms * per_1000, 3),
         "stored_new": first.stored_new,
         "repeats_on_reimport": second.repeats,
+        "read_entries_ms_per_1000": round(read_ms * per_1000, 3),
+        "pull_rows_ms_per_1000": round(rows_ms * per_1000, 3),
+        "json_bytes_per_entry": round(json_bytes / args.count, 1),
+        "vs_baseline": [
+            versus(
+                "import_ms_per_1000",
+                round(import_ms * per_1000, 3),
+                round(baseline_ms * per_1000, 3),
+                unit="ms",
+                baseline=INGEST,
+            ),
+            versus(
+                "reimport_ms_per_1000",
+                round(again_ms * per_1000, 3),
+                round(baseline_ms * per_1000, 3),
+                unit="ms",
+                baseline=INGEST,
+            ),
+            versus(
+                "export_ms_per_1000",
+                round(export_ms * per_1000, 3),
+                round(read_ms * per_1000, 3),
+                unit="ms",
+                baseline="read_entries_ms_per_1000: reading the same entries in wire form",
+            ),
+            versus(
+                "csv_pull_ms_per_1000",
+                round(csv_ms * per_1000, 3),
+                round(rows_ms * per_1000, 3),
+                unit="ms",
+                baseline="pull_rows_ms_per_1000: the same rows from the store, not formatted",
+            ),
+            versus(
+                "bundle_bytes_per_entry",
+                round(size / args.count, 1),
+                round(json_bytes / args.count, 1),
+                unit="bytes",
+                baseline="json_bytes_per_entry: the entries as compact JSON, uncompressed",
+            ),
+        ],
     }
     write_report(report, args.out)
     return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sqlite3
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -54,8 +56,53 @@ def environment(*distributions: str) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "executable": sys.executable,
+        "sqlite": sqlite3.sqlite_version,
+        "git_commit": git_commit(),
         **{name: version(name) for name in distributions},
     }
+
+
+def versus(
+    figure: str, value: float | None, baseline_value: float | None, *, unit: str, baseline: str
+) -> dict[str, Any]:
+    """One figure beside its baseline (measured in the same run) and their ratio.
+
+    Every benchmark lists these under ``vs_baseline``; ``bench.report`` turns them into
+    its tables. ``ratio`` is value / baseline_value (None when either is missing or the
+    baseline is zero); ``baseline`` says in words what the baseline is.
+    """
+    ratio = round(value / baseline_value, 4) if value is not None and baseline_value else None
+    return {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "baseline_value": baseline_value,
+        "ratio": ratio,
+        "baseline": baseline,
+    }
+
+
+def git_commit() -> str:
+    """The commit the benchmark ran on (with "-dirty" when the tree has changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
 
 
 def version(distribution: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bundle import all_entries, timed_ms
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from bench.ledger import draft
 from gate_agent.ledger import Ledger
 from sync import compound_lists, trace
@@ -148,6 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_ms_per_1000_without_compound_indexes": round(plain_ms * 1000 / total, 3),
         "ingest_ms_per_1000_with_compound_indexes": round(indexed_ms * 1000 / total, 3),
         "ratio_ingest_with_vs_without": round(indexed_ms / plain_ms, 3) if plain_ms else None,
+        "vs_baseline": [
+            versus(
+                "lists_request_ms",
+                round(request_ms, 3),
+                round(scan_ms, 3),
+                unit="ms",
+                baseline="scan_ms: the compound's entries of the 7-day window, by gate and time",
+            ),
+            versus(
+                "ingest_ms_per_1000_with_compound_indexes",
+                round(indexed_ms * 1000 / total, 3),
+                round(plain_ms * 1000 / total, 3),
+                unit="ms",
+                baseline="the same batches into a store without the compound indexes",
+            ),
+        ],
     }
     write_report(report, args.out)
     return 0

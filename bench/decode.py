@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import segno
 
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from gate_agent.errors import ImageError
 from gate_agent.hardware.decoder import ENGINES, PLAIN_CHAIN, Engine, QrDecoder
 from gate_agent.hardware.images import Gray, load_gray
@@ -108,7 +108,31 @@ def run(photos: Path, repeat: int) -> dict[str, Any]:
         "empty_frames": empty,
         "empty_frame_figures": _empty_figures(empty),
         "unreadable_code": _unreadable_frames(repeat),
+        "vs_baseline": decode_versus(results, empty),
     }
+
+
+def decode_versus(results: dict[str, dict[str, Any]], empty: dict[str, Any]) -> list[Any]:
+    """Production beside pyzbar alone (reads, speed) and zxing-cpp alone (empty frames)."""
+    production, baseline = results[PRODUCTION], results[BASELINE]
+    alone = "pyzbar alone on the same photos"
+    rows = [
+        versus("positives_read", production["positives_exact"], baseline["positives_exact"],
+               unit="photos", baseline=alone),
+        versus("median_ms", production["median_ms"], baseline["median_ms"], unit="ms",
+               baseline=alone),
+        versus("p95_ms", production.get("p95_ms"), baseline.get("p95_ms"), unit="ms",
+               baseline=alone),
+    ]  # fmt: skip
+    for size, scenes in empty["scenes"].items():
+        for scene in ("flat", "textured"):
+            if scene in scenes:
+                rows.append(
+                    versus(f"empty_frame_{scene}_{size}_ms", scenes[scene]["production_ms"],
+                           scenes[scene]["zxing-cpp_ms"], unit="ms",
+                           baseline="zxing-cpp alone on the same frame, timed in alternation")
+                )  # fmt: skip
+    return rows
 
 
 def decode_figures(photos: Path, repeat: int) -> dict[str, Any]:

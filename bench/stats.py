@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from sync import trace
 from sync.store import EntryQuery, SqliteStreamStore
 from sync.store.stats import StatsQuery, summary
@@ -219,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
                         if cell[way]
                     }
                 )
+                python_day, _ = timed(lambda: python_hourly(store, day))
+                python_gate, _ = timed(lambda: python_hourly(store, gate))
                 baseline = {
+                    "python_count_one_day_seconds": round(python_day, 3),
+                    "python_count_one_gate_seconds": round(python_gate, 3),
                     "python_count_seconds": round(python_seconds, 3),
                     "python_count_cpu_seconds": round(python_cpu, 3),
                     "ratio_stats_vs_python": round(stats_seconds / python_seconds, 4),
@@ -241,6 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         **baseline,
         **postgres,
     }
+    python = "python_count{}_seconds: the same query's entries read into Python and counted"
+    rows = [
+        versus(f"stats{part}_seconds", report[f"stats{part}_seconds"],
+               report.get(f"python_count{part}_seconds"), unit="s", baseline=python.format(part))
+        for part in ("", "_one_day", "_one_gate")
+    ]  # fmt: skip
+    if "postgres_stats_seconds" in report:
+        rows += [
+            versus(f"postgres_stats{part}_seconds", report[f"postgres_stats{part}_seconds"],
+                   report[f"stats{part}_seconds"], unit="s",
+                   baseline=f"stats{part}_seconds: the same count on SQLite")
+            for part in ("", "_one_day", "_one_gate")
+        ]  # fmt: skip
+    report["vs_baseline"] = rows
     write_report(report, args.out)
     return 0
 

@@ -12,7 +12,10 @@ Report keys (others read them): ``backlog_100k_seconds`` {sqlite, postgres},
 ``ingest_rows_per_second`` {sqlite, postgres}, ``gates_200`` {failed_uploads,
 p99_batch_ms, ...}. The baseline is ``bare_insert_rows_per_second``: the same rows
 inserted by plain executemany into a table of the same shape on the same SQLite,
-one transaction per 500, measured in the same run.
+one transaction per 500, measured in the same run. ``vs_baseline`` puts each figure
+beside the baseline that fits it (the store's own ingest for a drain, one gate alone
+for the 200), and ``backlog_drain_curve`` {store: {seconds, backlog}} is the drain,
+batch by batch, for the report's plot.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from bench.ledger import draft
 from gate_agent.clock import FakeClock
 from gate_agent.ledger import Ledger
@@ -54,6 +57,7 @@ from sync.store import SqliteStreamStore, StreamStore
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+ALONE_ROUNDS = 20  # batches the lone gate (the fleet's baseline) posts, at least
 Opener = Callable[[], StreamStore]
 
 
@@ -159,6 +163,19 @@ def backlog_seconds(
     ledger_path: Path, gate_id: str, opener: Opener, url_of: Callable[[], Any]
 ) -> float:
     """Seconds for the real uploader to drain the whole ledger into a serving centre."""
+    return drain(ledger_path, gate_id, opener, url_of)[0]
+
+
+def drain(
+    ledger_path: Path, gate_id: str, opener: Opener, url_of: Callable[[], Any]
+) -> tuple[float, dict[str, list[float]]]:
+    """Drain the whole ledger into a serving centre with the real uploader.
+
+    Returns the seconds it took and the drain curve: after each batch, the seconds since
+    the start and the entries still to send. The loop is ``Uploader.drain``'s own (one
+    ``step`` after another, sleeping out a RETRY); reading the backlog after each batch
+    (one small query of the gate's ledger) is inside the time.
+    """
     with contextlib.closing(opener()) as store:
         token = enrol(store, gate_id)
     with url_of() as url, Ledger.open(ledger_path, gate_id=gate_id) as ledger:
@@ -171,13 +188,24 @@ def backlog_seconds(
             settings=UplinkSettings(timeout_s=60),
         )
         with uploader:
+            curve: dict[str, list[float]] = {
+                "seconds": [0.0],
+                "backlog": [uploader.status().backlog],
+            }
             start = time.perf_counter()
-            step = uploader.drain()
+            while True:
+                step, delay = uploader.step()
+                if step in (Step.IDLE, Step.ALARM):
+                    break
+                if step is Step.RETRY:
+                    time.sleep(delay)
+                curve["seconds"].append(round(time.perf_counter() - start, 4))
+                curve["backlog"].append(ledger.sync.status().backlog)
             seconds = time.perf_counter() - start
             status = uploader.status()
     if step is not Step.IDLE or status.backlog != 0:
         raise RuntimeError(f"backlog did not drain: {step}, backlog {status.backlog}")
-    return seconds
+    return seconds, curve
 
 
 def batches_of(entries: list[dict[str, Any]], size: int) -> list[Batch]:
@@ -409,13 +437,13 @@ def main(argv: list[str] | None = None) -> int:
             if Path(f"{ledger_path}{suffix}").exists():
                 shutil.copyfile(f"{ledger_path}{suffix}", f"{pg_ledger}{suffix}")
         central = sqlite_dir("central-backlog")
-        backlog["sqlite"] = round(
-            backlog_seconds(
-                ledger_path, gate,
-                lambda: SqliteStreamStore(central / "central.sqlite3"),
-                lambda: serving(central, None),
-            ), 2,
+        curves: dict[str, Any] = {}
+        seconds, curves["sqlite"] = drain(
+            ledger_path, gate,
+            lambda: SqliteStreamStore(central / "central.sqlite3"),
+            lambda: serving(central, None),
         )  # fmt: skip
+        backlog["sqlite"] = round(seconds, 2)
         raw = sqlite_dir("central-ingest")
         ingest["sqlite"] = round(
             ingest_rows_per_second(
@@ -455,12 +483,10 @@ def main(argv: list[str] | None = None) -> int:
                 pg_backlog = sqlite_dir("central-pg-backlog")
                 dsn = dsn_for("backlog")
                 _make_centre_key(pg_backlog, dsn)
-                backlog["postgres"] = round(
-                    backlog_seconds(
-                        pg_ledger, gate, lambda: _pg_store(dsn),
-                        lambda: serving(pg_backlog, dsn),
-                    ), 2,
-                )  # fmt: skip
+                seconds, curves["postgres"] = drain(
+                    pg_ledger, gate, lambda: _pg_store(dsn), lambda: serving(pg_backlog, dsn)
+                )
+                backlog["postgres"] = round(seconds, 2)
                 dsn_ingest = dsn_for("ingest")
                 ingest["postgres"] = round(
                     ingest_rows_per_second(entries, stream, gate, lambda: _pg_store(dsn_ingest))
@@ -470,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
                     parallel_rows_per_second(lambda: _pg_store(dsn_parallel), parallel_streams)
                 )
         report["backlog_100k_seconds"] = backlog
+        # Entries left against seconds, per store, for the report's drain-curve plot.
+        report["backlog_drain_curve"] = curves
         report["backlog_entries"] = args.backlog
         report["ingest_rows_per_second"] = ingest
         report["ingest_rows_per_second_parallel"] = parallel
@@ -489,8 +517,20 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 path.unlink()
+            # The baseline: one more gate, alone, posting the same batches one after another.
+            alone_rounds = max(args.rounds, ALONE_ROUNDS)
+            path = folder / "fleet-alone.sqlite3"
+            alone_stream = build_ledger(path, "GALONE", alone_rounds * args.batch)
+            alone = FleetGate(
+                "GALONE", alone_stream, enrol(store, "GALONE"), ledger_wire(path, "GALONE")
+            )
+            path.unlink()
         with serving(fleet_dir, None, args.workers) as url:
             results = fleet(gates, url, args.rounds, args.batch)
+            alone_results = fleet([alone], url, alone_rounds, args.batch)
+        alone_ms = [ms for ms, status in alone_results if status == 200]
+        if len(alone_ms) != alone_rounds:
+            raise RuntimeError("the lone gate's uploads failed")
         latencies = [ms for ms, _ in results]
         failed = sum(1 for _, status in results if status != 200)
         with SqliteStreamStore(fleet_dir / "central.sqlite3") as store:
@@ -509,7 +549,11 @@ def main(argv: list[str] | None = None) -> int:
             "mean_batch_ms": round(statistics.fmean(latencies), 1),
             "store": "sqlite",
             "server_workers": args.workers,
+            "alone_batches": alone_rounds,
+            "alone_p50_batch_ms": round(_p(alone_ms, 0.50), 1),
+            "alone_p99_batch_ms": round(_p(alone_ms, 0.99), 1),
         }
+        report["vs_baseline"] = sync_versus(report)
     report["targets"] = {
         "backlog_100k_seconds_sqlite_at_most": 20,
         "ingest_rows_per_second_postgres_at_least": 50_000,
@@ -519,6 +563,43 @@ def main(argv: list[str] | None = None) -> int:
     report["cpu_count"] = os.cpu_count()
     write_report(report, args.out)
     return 0
+
+
+def sync_versus(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sync's figures beside their baselines, all measured in this run."""
+    backlog, ingest = report["backlog_100k_seconds"], report["ingest_rows_per_second"]
+    parallel, fleet_ = report["ingest_rows_per_second_parallel"], report["gates_200"]
+    entries, bare = report["backlog_entries"], report["bare_insert_rows_per_second"]
+    rows = []
+    for db in ("sqlite", "postgres"):
+        rate = ingest[db]
+        rows.append(
+            versus(f"backlog_100k_seconds.{db}", backlog[db],
+                   round(entries / rate, 2) if rate else None, unit="s",
+                   baseline=f"the same entries through the {db} store's own ingest, "
+                   "500 a batch, no HTTP (backlog / ingest_rows_per_second)")
+        )  # fmt: skip
+    for db in ("sqlite", "postgres"):
+        rows.append(
+            versus(f"ingest_rows_per_second.{db}", ingest[db], bare, unit="rows/s",
+                   baseline="bare_insert_rows_per_second: plain executemany on SQLite, "
+                   "500 a commit")
+        )  # fmt: skip
+    for db in ("sqlite", "postgres"):
+        if db in parallel:
+            rows.append(
+                versus(f"ingest_rows_per_second_parallel.{db}", parallel[db], ingest[db],
+                       unit="rows/s",
+                       baseline=f"ingest_rows_per_second.{db}: one process alone")
+            )  # fmt: skip
+    alone = f"one gate alone posting the same size of batch, {fleet_['alone_batches']} in a row"
+    rows += [
+        versus("gates_200.p50_batch_ms", fleet_["p50_batch_ms"], fleet_["alone_p50_batch_ms"],
+               unit="ms", baseline=alone + " (p50)"),
+        versus("gates_200.p99_batch_ms", fleet_["p99_batch_ms"], fleet_["alone_p99_batch_ms"],
+               unit="ms", baseline=alone + " (p99)"),
+    ]  # fmt: skip
+    return rows
 
 
 def _postgres(mode: str, folder: Path) -> tuple[Any, str | None]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bundle import all_entries, timed_ms
-from bench.common import report_header, write_report
+from bench.common import report_header, versus, write_report
 from bench.ledger import draft
 from gate_agent.ledger import Ledger
 from sync import pull, trace
@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             wanted = pull.PullFilter(since=one_hour[0], until=one_hour[1], gate_id=gates[0])
             scan_ms, scan_rows = timed_ms(lambda: list(pull.rows(store, wanted)))
             pass_ms, pass_rows = timed_ms(lambda: list(trace.pass_rows(store, "P000000001")))
+            pass_scan_ms, _ = timed_ms(
+                lambda: [
+                    r for r in pull.rows(store, pull.PullFilter()) if r["pass_id"] == "P000000001"
+                ]
+            )
             inside_ms, inside = timed_ms(lambda: trace.inside_rows(store, gates, one_hour[1]))
     report = {
         **report_header("trace"),
@@ -120,6 +125,30 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_ms_per_1000_without_trace_indexes": round(plain_ms * 1000 / total, 3),
         "ingest_ms_per_1000_with_trace_indexes": round(indexed_ms * 1000 / total, 3),
         "ratio_ingest_with_vs_without": round(indexed_ms / plain_ms, 3) if plain_ms else None,
+        "pass_scan_ms": round(pass_scan_ms, 3),
+        "vs_baseline": [
+            versus(
+                "gate_hour_trace_ms",
+                round(gate_ms, 3),
+                round(scan_ms, 3),
+                unit="ms",
+                baseline="full_scan_ms: pull filtered by gate and hour",
+            ),
+            versus(
+                "pass_trace_ms",
+                round(pass_ms, 3),
+                round(pass_scan_ms, 3),
+                unit="ms",
+                baseline="pass_scan_ms: every entry pulled, kept by pass id in Python",
+            ),
+            versus(
+                "ingest_ms_per_1000_with_trace_indexes",
+                round(indexed_ms * 1000 / total, 3),
+                round(plain_ms * 1000 / total, 3),
+                unit="ms",
+                baseline="the same batches into a store without the trace indexes",
+            ),
+        ],
     }
     write_report(report, args.out)
     return 0

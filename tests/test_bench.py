@@ -18,8 +18,25 @@ from bench import trace as trace_bench
 def run(module: object, out: Path, *args: str) -> dict[str, Any]:
     assert module.main(["--out", str(out), *args]) == 0  # type: ignore[attr-defined]
     report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    assert report["environment"]
+    assert report["environment"]["sqlite"] and report["environment"]["git_commit"]
+    assert_versus(report)
     return report
+
+
+def assert_versus(report: dict[str, Any]) -> None:
+    """Every figure the report lists stands beside a baseline from the same run, and a ratio.
+
+    Only PostgreSQL's figures may be missing, when no PostgreSQL could be started.
+    """
+    rows = report["vs_baseline"]
+    assert rows
+    for row in rows:
+        assert {"figure", "value", "unit", "baseline_value", "ratio", "baseline"} <= set(row)
+        assert row["baseline"], row
+        if report.get("postgres_skipped") and "postgres" in row["figure"]:
+            continue
+        assert row["value"] is not None and row["baseline_value"], row
+        assert row["ratio"] == round(row["value"] / row["baseline_value"], 4), row
 
 
 def test_passes_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,6 +62,7 @@ def test_decode_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     if "skipped" in report:
         pytest.skip(report["skipped"])
     production = report["configurations"][report["production"]]
+    assert_versus(report)
     assert production["positives_exact"] >= 127
     assert production["negatives_with_text"] == 0
     assert report["ratio_median_vs_baseline"] > 0
@@ -55,6 +73,8 @@ def test_gate_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert set(report["empty_frame_ms"]) == {"640x480", "1280x720", "zxingcpp_only_1280x720"}
     assert set(report["frame_to_decision_ms"]) == {"median", "p95"}
+    # One latency per scan, for the report's distribution plot.
+    assert len(report["frame_to_decision_ms_each"]) == 4
     assert report["persons_per_minute"] > 0
     assert report["peak_rss_mb"] > 0
     memory = report["memory"]
@@ -84,6 +104,11 @@ def test_sync_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert backlog["postgres"] is None and ingest["postgres"] is None
     else:
         assert backlog["postgres"] > 0 and ingest["postgres"] > 0
+    # The drain curve starts at the whole backlog and ends with nothing left, never rising.
+    curve = report["backlog_drain_curve"]["sqlite"]
+    assert (curve["backlog"][0], curve["backlog"][-1]) == (600, 0)
+    assert curve["backlog"] == sorted(curve["backlog"], reverse=True)
+    assert curve["seconds"] == sorted(curve["seconds"]) and len(curve["seconds"]) >= 3
     fleet = report["gates_200"]
     assert (fleet["failed_uploads"], fleet["gates_complete"], fleet["batches"]) == (0, 4, 8)
     assert fleet["p99_batch_ms"] >= fleet["p50_batch_ms"] > 0
