@@ -137,7 +137,7 @@ def serve_process(
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # reached only when the server is broken
         while True:
             try:
                 httpx.get(f"{url}/v1/admin/gates", timeout=1)
