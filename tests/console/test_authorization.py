@@ -7,6 +7,7 @@ until its door is declared in DOORS. Real uvicorn servers on 127.0.0.1, two gate
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -152,21 +153,24 @@ def add_guard(data_dir: Path, clock: SyncedClock) -> str:
     return Roster(roster_path(data_dir)).add(GUARD, until=clock.now() + timedelta(hours=8))
 
 
-def call(site: ConsoleSite, method: str, path: str, principal: Principal) -> httpx.Response:
+def call(
+    client: httpx.Client, site: ConsoleSite, method: str, path: str, principal: Principal
+) -> httpx.Response:
     url, body = requests_for(site).get((method, path), (path, None))
     headers = dict(principal.headers)
     if (method, path) == ("DELETE", "/api/session") and principal.name in ("guard", "admin"):
         # Signing out ends the session: a fresh one of the same principal's, so the
         # other rows keep theirs.
-        fresh = guard_headers(site) if principal.name == "guard" else admin_headers(site)
-        headers = fresh
-    with httpx.Client(base_url=site.url, timeout=15) as client:
+        headers = guard_headers(site) if principal.name == "guard" else admin_headers(site)
+    try:
         if path == "/api/events":  # a stream that never ends: its first answer only
             with client.stream(method, url, headers=headers) as reply:
                 if reply.status_code != 200:
                     reply.read()  # a refusal is a short JSON body
                 return reply
         return client.request(method, url, json=body, headers=headers)
+    finally:
+        client.cookies.clear()  # a sign-in's cookie is not the next principal's
 
 
 def answer_class(reply: httpx.Response) -> Any:
@@ -190,9 +194,11 @@ def test_every_route_answers_each_principal_as_declared(
         Principal("other_gate", guard_headers(other_gate)),
     ]
     wrong = []
-    for (method, path), door in sorted(DOORS.items()):
-        for principal in principals:
-            got = answer_class(call(console, method, path, principal))
+    with httpx.Client(base_url=console.url, timeout=15) as client:
+        for ((method, path), door), principal in itertools.product(
+            sorted(DOORS.items()), principals
+        ):
+            got = answer_class(call(client, console, method, path, principal))
             if got != EXPECT[door][principal.name]:
                 wrong.append((method, path, principal.name, got))
     assert wrong == []
@@ -203,12 +209,12 @@ def test_writes_from_a_cookie_session_without_its_csrf_token_are_refused(
 ) -> None:
     writes = [(m, p) for (m, p), door in DOORS.items() if door != "open" and m != "GET"]
     assert len(writes) >= 7
-    for principal in ("guard", "admin"):
-        headers = guard_headers(console) if principal == "guard" else admin_headers(console)
-        for method, path in writes:
-            for csrf in (None, "not-the-token"):
+    with httpx.Client(base_url=console.url, timeout=15) as client:
+        for principal in ("guard", "admin"):
+            headers = guard_headers(console) if principal == "guard" else admin_headers(console)
+            for (method, path), csrf in itertools.product(writes, (None, "not-the-token")):
                 forged = {"Cookie": headers["Cookie"]}
                 if csrf is not None:
                     forged["X-CSRF-Token"] = csrf
-                reply = call(console, method, path, Principal("forger", forged))
+                reply = call(client, console, method, path, Principal("forger", forged))
                 assert answer_class(reply) == (403, "bad_csrf"), (principal, method, path)
