@@ -29,3 +29,19 @@ def served_routes(app: FastAPI) -> set[tuple[str, str]]:
     for path, operations in app.openapi()["paths"].items():
         found |= {(method.upper(), path) for method in operations}
     return found
+
+
+def matrix_table(
+    expect: dict[str, dict[str, Any]], principals: dict[str, str], doors: dict[str, str]
+) -> str:
+    """The doc's "who may call what" table for an expectation matrix: a row per door
+    (named with its routes' description), a column per principal."""
+    header = ["door", *principals.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for door, described in doors.items():
+        cells = [
+            "allowed" if (got := expect[door][p]) == "allowed" else f"{got[0]} `{got[1]}`"
+            for p in principals
+        ]
+        lines.append("| " + " | ".join([described, *cells]) + " |")
+    return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ import pytest
 from gate_agent.assemble import open_gate
 from gate_agent.console.deps import COOKIE
 from gate_agent.console.server import ConsoleServer, console_app, roster_path
-from tests.api_routes import served_routes
+from tests.api_routes import matrix_table, served_routes
 from tests.console.conftest import (
     GUARD,
     ConsoleSite,
@@ -218,3 +218,16 @@ def test_writes_from_a_cookie_session_without_its_csrf_token_are_refused(
                     forged["X-CSRF-Token"] = csrf
                 reply = call(client, console, method, path, Principal("forger", forged))
                 assert answer_class(reply) == (403, "bad_csrf"), (principal, method, path)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "console.md"
+COLUMNS = {"anonymous": "anonymous", "guard": "guard", "admin": "admin",
+           "other_gate": "a session of another gate"}  # fmt: skip
+ROWS = {"open": "open: the page, its words, sign-in, health, metrics",
+        "guard": "guard: session, events, status, residents, every flow",
+        "admin": "admin: the gate mode"}  # fmt: skip
+
+
+def test_the_docs_table_is_the_matrix() -> None:
+    table = matrix_table(EXPECT, COLUMNS, ROWS)
+    assert table in DOCS.read_text(encoding="utf-8"), f"docs/console.md wants:\n{table}"

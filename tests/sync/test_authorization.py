@@ -22,7 +22,7 @@ import pytest
 
 from sync.server.admin_web import COOKIE
 from sync.server.app import create_app
-from tests.api_routes import served_routes
+from tests.api_routes import matrix_table, served_routes
 from tests.sync.admin_helpers import NAME, PASSWORD, Site, admin_site
 from tests.sync.stream_helpers import ADMIN_TOKEN, GATE, OTHER_GATE
 
@@ -173,3 +173,17 @@ def test_every_route_answers_each_principal_as_declared(site: Site) -> None:
             if got != EXPECT[door(method, path)][principal.name]:
                 wrong.append((method, path, principal.name, got))
     assert wrong == []
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "sync-protocol.md"
+COLUMNS = {"anonymous": "anonymous", "admin_token": "admin token",
+           "admin_session": "admin session", "gate_a": "gate A's token",
+           "gate_b": "gate B's token"}  # fmt: skip
+ROWS = {"open": "open: the page, health, enrol (a code), sign-in (a password)",
+        "admin": "`/v1/admin/...`", "gate": "gate A's `/v1/gates/A/...`",
+        "metrics": "`/metrics`"}  # fmt: skip
+
+
+def test_the_docs_table_is_the_matrix() -> None:
+    table = matrix_table(EXPECT, COLUMNS, ROWS)
+    assert table in DOCS.read_text(encoding="utf-8"), f"docs/sync-protocol.md wants:\n{table}"
