@@ -27,6 +27,7 @@ from gate_agent.console.deps import (
     console_of,
     current_session,
 )
+from gate_agent.console.documented import ERRORS
 from gate_agent.core import messages
 from gate_agent.metrics import GateMetrics
 
@@ -79,6 +80,7 @@ def create_app(
         version="1",
         docs_url=None,  # the docs page loads its scripts from a CDN; the schema stays
         redoc_url=None,
+        responses=ERRORS,
     )
     sessions = Sessions(roster, admin_token, timedelta(hours=session_hours))
     app.state.console = Console(gate, clock, sessions)

@@ -32,6 +32,7 @@ from sync.errors import (
 from sync.issuer import Issuer
 from sync.server.admin_jobs import Jobs
 from sync.server.admin_web import admin_name, reply
+from sync.server.documented import success
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,11 @@ def register(app: FastAPI, issuer: Issuer, clock: Clock, jobs: Jobs) -> None:
 
         return attempt(work)
 
-    @app.post("/v1/admin/passes/bulk", response_model=None)
+    @app.post(
+        "/v1/admin/passes/bulk",
+        response_model=None,
+        responses=success("application/json", status=202),
+    )
     def start_bulk(body: BulkBody, request: Request) -> Any:
         now = clock()
         options = body.model_dump(exclude={"per"})
@@ -233,7 +238,7 @@ def register(app: FastAPI, issuer: Issuer, clock: Clock, jobs: Jobs) -> None:
             return reply(404, "not_found", f"no job {job_id} on this server")
         return found
 
-    @app.get("/v1/admin/cards", response_model=None)
+    @app.get("/v1/admin/cards", response_model=None, responses=success("text/html"))
     def cards(
         household: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006 - FastAPI
         compound: Annotated[str | None, Query(pattern=ID)] = None,
@@ -263,7 +268,9 @@ def register(app: FastAPI, issuer: Issuer, clock: Clock, jobs: Jobs) -> None:
 
         return attempt(work)
 
-    @app.get("/v1/admin/passes/{pass_id}/card.png", response_model=None)
+    @app.get(
+        "/v1/admin/passes/{pass_id}/card.png", response_model=None, responses=success("image/png")
+    )
     def card_png(pass_id: IdPath, tz: Annotated[str, Query(max_length=64)] = DEFAULT_TZ) -> Any:
         from sync.card_png import find_cjk_font, render_png  # noqa: PLC0415 - Pillow only here
 

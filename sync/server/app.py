@@ -43,6 +43,7 @@ from sync.server import (
 from sync.server.admin_jobs import Jobs
 from sync.server.auth import bearer, new_token, normalise_code, secret_hash
 from sync.server.body import BodyError, inflate, parse_batch, read_limited
+from sync.server.documented import ERRORS, success
 from sync.server.stats_api import register as register_admin_data
 from sync.store.streams import MAX_ENTRIES_PAGE, EntryRecord, GateView, StreamStore
 
@@ -96,7 +97,9 @@ def create_app(
         raise ValueError("the admin token must be at least 16 characters")
     if metrics_token is not None and len(metrics_token) < 16:
         raise ValueError("the metrics token must be at least 16 characters")
-    app = FastAPI(title="gate-sync", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="gate-sync", docs_url=None, redoc_url=None, openapi_url=None, responses=ERRORS
+    )
 
     def gate_auth(request: Request, gate: str) -> JSONResponse | None:
         token = bearer(request.headers.get("authorization"))
@@ -249,7 +252,7 @@ def create_app(
             ],
         }
 
-    @app.get("/v1/admin/entries", response_model=None)
+    @app.get("/v1/admin/entries", response_model=None, responses=success("application/x-ndjson"))
     def entries(
         request: Request,
         after: Annotated[int, Query(ge=0)] = 0,
@@ -265,7 +268,7 @@ def create_app(
             lines, media_type="application/x-ndjson", headers={"X-Next-After": str(following)}
         )
 
-    @app.get("/v1/admin/logs", response_model=None)
+    @app.get("/v1/admin/logs", response_model=None, responses=success(*pull.MEDIA_TYPES.values()))
     def logs(
         request: Request,
         *,

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from sync import ledgers, trace
 from sync.cards import DEFAULT_TZ, timezone
 from sync.pull import MEDIA_TYPES
+from sync.server.documented import TABLES, success
 from sync.store.central import IssuerStore
 from sync.store.stats import MAX_STATS_DAYS, StatsQuery, TooManyEntries, summary
 from sync.store.streams import StreamStore
@@ -109,7 +110,7 @@ def register(
             ) from exc
         return {"generated_at": clock().isoformat(), **summary(counted)}
 
-    @app.get("/v1/admin/trace/gates", response_model=None)
+    @app.get("/v1/admin/trace/gates", response_model=None, responses=success(*TABLES))
     def trace_gates(
         request: Request,
         *,
@@ -132,7 +133,7 @@ def register(
         name = f"trace-gates-{_stamp(start)}-{_stamp(end)}"
         return _answer(table, _format(fmt), name, limit)
 
-    @app.get("/v1/admin/trace/pass/{pass_id}", response_model=None)
+    @app.get("/v1/admin/trace/pass/{pass_id}", response_model=None, responses=success(*TABLES))
     def trace_pass(
         request: Request,
         *,
@@ -151,7 +152,9 @@ def register(
         table = trace.trace_table(trace.pass_rows(store, subject, start, end))
         return _answer(table, _format(fmt), f"trace-pass-{subject}", limit)
 
-    @app.get("/v1/admin/trace/household/{household_id}", response_model=None)
+    @app.get(
+        "/v1/admin/trace/household/{household_id}", response_model=None, responses=success(*TABLES)
+    )
     def trace_household(
         request: Request,
         *,
@@ -170,7 +173,7 @@ def register(
         rows = trace.household_rows(store, issuer, subject, start, end)
         return _answer(trace.trace_table(rows), _format(fmt), f"trace-household-{subject}", limit)
 
-    @app.get("/v1/admin/trace/inside", response_model=None)
+    @app.get("/v1/admin/trace/inside", response_model=None, responses=success(*TABLES))
     def trace_inside(
         request: Request,
         *,
@@ -195,7 +198,7 @@ def register(
         )
         return _answer(table, _format(fmt), f"inside-{label}-{_stamp(moment)}", limit)
 
-    @app.get("/v1/admin/ledgers/{name}.xlsx", response_model=None)
+    @app.get("/v1/admin/ledgers/{name}.xlsx", response_model=None, responses=success(TABLES[2]))
     def ledger(
         request: Request, name: str, since: Text = None, until: Text = None, tz: Text = None
     ) -> Response:

@@ -28,6 +28,7 @@ from sync.cards import DEFAULT_TZ, card_for, store_keyring, timezone
 from sync.errors import CardRefused, NotFound, VisitorRefused
 from sync.issuer import Issuer
 from sync.server.admin_web import acting_admin
+from sync.server.documented import success
 from sync.store.visitors_sql import VisitorDraft
 
 AdminAuth = Callable[[Request], JSONResponse | None]
@@ -146,7 +147,7 @@ def router(issuer: Issuer, admin_auth: AdminAuth, clock: Clock) -> APIRouter:
 
         return _guarded(answer)
 
-    @api.get("/{request_id}/pass.png", response_model=None)
+    @api.get("/{request_id}/pass.png", response_model=None, responses=success("image/png"))
     def pass_png(
         request: Request,
         request_id: int,
