@@ -43,6 +43,7 @@ from gate_agent.core.passes import MAX_TEXT_CHARS, PassRefusal, key_id
 from gate_agent.core.reasons import Direction, Reason
 from gate_agent.hardware.decoder import QrDecoder
 from sync import cli as sync_cli
+from sync.bundle import BundleError, read
 from sync.server.auth import secret_hash
 from tests.sync.stream_helpers import Centre, centre
 
@@ -226,6 +227,19 @@ def test_any_json_as_a_lists_document_or_in_a_bundle_is_refused(value: object) -
         lists_import(json.dumps({**value, "format": "gate-station-lists/2"}).encode())
         bundle_import(gzip.compress(json.dumps({**value, "format": "gate-station-entries/1"})
                                     .encode(), mtime=0))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"[" * 100_000, b'{"format":"gate-station-entries/1","first_seq":' + b"1" * 5000 + b"}"],
+    ids=["nested-100000-deep", "int-of-5000-digits"],
+)
+def test_found_by_fuzzing_json_the_parser_cannot_hold_is_a_bad_bundle(document: bytes) -> None:
+    # Both escaped sync.bundle.read as RecursionError / ValueError, not a BundleError.
+    with pytest.raises(BundleError) as refused:
+        read(gzip.compress(document, mtime=0))
+    assert refused.value.code == "bad_bundle"
+    bundle_import(gzip.compress(document, mtime=0))
 
 
 @pytest.fixture
