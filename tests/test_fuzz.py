@@ -44,6 +44,7 @@ from gate_agent.core.reasons import Direction, Reason
 from gate_agent.hardware.decoder import QrDecoder
 from sync import cli as sync_cli
 from sync.bundle import BundleError, read
+from sync.lists import ListsRefused, verify_lists
 from sync.server.auth import secret_hash
 from tests.sync.stream_helpers import Centre, centre
 
@@ -240,6 +241,28 @@ def test_found_by_fuzzing_json_the_parser_cannot_hold_is_a_bad_bundle(document: 
         read(gzip.compress(document, mtime=0))
     assert refused.value.code == "bad_bundle"
     bundle_import(gzip.compress(document, mtime=0))
+
+
+@pytest.mark.parametrize("document", [b"[" * 100_000, b'{"a":' * 100_000], ids=["array", "object"])
+def test_found_by_fuzzing_lists_nested_too_deep_are_malformed(
+    document: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Raised RecursionError out of verify_lists (the downlink and `lists import`), and out
+    # of `gate-agent lists import` on a gate with no centre key pinned yet.
+    with pytest.raises(ListsRefused) as refused:
+        verify_lists(document, world().centre_keys, gate_id=GATE_ID)
+    assert refused.value.code == "lists_malformed"
+    lists_import(document)
+    config = tmp_path / "gate.toml"
+    config.write_text(
+        f'[gate]\nid = "{GATE_ID}"\ncompound_id = "C"\ncommunity_id = "M"\n'
+        f'data_dir = "{tmp_path / "gate"}"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "deep.json").write_bytes(document)
+    argv = ["--config", str(config), "lists", "import", str(tmp_path / "deep.json")]
+    assert agent_cli.main(argv) == 1
+    assert "not a signed lists file" in capsys.readouterr().err
 
 
 @pytest.fixture
