@@ -195,6 +195,43 @@ def test_any_key_id_on_a_signed_pass_is_refused_unless_its_own(kid: str, index: 
         evaluate(f"GP1:{kid}:{payload}:{sig}")
 
 
+def signed_by_the_issuer(payload: bytes) -> str:
+    """A pass text over any payload signed by the trusted key: what a buggy issuer makes."""
+    vectors = json.loads(Path("tests/core/pass_vectors.json").read_text(encoding="utf-8"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vectors["private_key_seed_hex"]))
+    signed = f"GP1:{vectors['key_id']}:{base64.b32encode(payload).decode().rstrip('=')}"
+    return f"{signed}:{base64.b32encode(key.sign(signed.encode())).decode().rstrip('=')}"
+
+
+_FIELD = st.text(max_size=12) | st.sampled_from(["R", "p:LGQ-012", "1769904000", "q=1/2", "²"])
+
+
+@FAST
+@given(st.lists(_FIELD, min_size=9, max_size=9).map("|".join))
+def test_a_payload_the_issuer_signed_is_read_or_refused_never_a_crash(payload: str) -> None:
+    # verify() turns any exception into MALFORMED "unexpected ...": the target reports it.
+    text = signed_by_the_issuer(payload.encode("utf-8"))
+    try:
+        evaluate(text)
+    except Finding as exc:
+        assert "nobody signed" in str(exc)  # it is signed, only not one of the vectors
+
+
+@pytest.mark.parametrize("stamp", ["²", "١٧٦٩٩٠٤٠٠٠"], ids=["superscript", "arabic-indic"])
+def test_found_by_fuzzing_a_signed_timestamp_of_unicode_digits_is_malformed(stamp: str) -> None:
+    # str.isdigit() is true for them, so int() raised or read them: an 'unexpected' refusal.
+    payload = f"P7K2M9QX4T|R|LGQ012-H0301|p:LGQ-012|{stamp}|1777593600|张*明|3-2-501|"
+    scan = (
+        world()
+        .assessor.evaluate(
+            signed_by_the_issuer(payload.encode()), Direction.IN, temperature=None, now=NOW
+        )
+        .scan
+    )
+    assert isinstance(scan, PassRefusal)
+    assert scan.reason is Reason.MALFORMED and scan.detail.startswith("payload: bad timestamp")
+
+
 # --- signed lists and entry bundles -----------------------------------------------------
 
 
