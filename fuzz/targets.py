@@ -14,9 +14,11 @@ the gate's config, a centre key that signs lists, and a bundle the gate exported
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +105,8 @@ def world() -> World:
         for k in (issuer, retired)
     ]  # fmt: skip
     ledger.state.apply_snapshots({"keys": (1, keys)})
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    atexit.register(ledger.close)  # runs first: the folder goes once the file is closed
     for n in range(3):
         ledger.append(_draft(n))
 
