@@ -34,13 +34,14 @@ APT_PROBES := \
 NO_MAIN_CLUSTER := /etc/postgresql-common/createcluster.d/gate-station-no-main.conf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps demo test lint typecheck importlint pytest bench soak clean
+.PHONY: help install system-deps demo test lint typecheck importlint pytest bench soak fuzz clean
 
 help:
 	@echo "make demo   - install everything and run the station in simulation"
 	@echo "make test   - install everything; run ruff, mypy, import contracts and pytest"
 	@echo "make bench  - run the benchmarks (JSON, report.md and plots in bench/out/)"
 	@echo "make soak   - an hour at one gate, the centre with 500 gates, crashes, sync chaos"
+	@echo "make fuzz   - fuzz the pass, lists, bundle and image parsers (FUZZ_SECONDS per target)"
 	@echo "make lint   - ruff, mypy and import contracts only"
 
 system-deps:
@@ -174,5 +175,13 @@ soak: install
 	  --out bench/out/chaos.json || status=1; \
 	exit $$status
 
+# Coverage-guided fuzzing with atheris (fuzz/run.py): each target FUZZ_SECONDS, crashes
+# in fuzz/out/crashes/, a summary in bench/out/fuzz.json; exits non-zero on a finding.
+# atheris has wheels for x86_64 Linux only: elsewhere this says so and skips.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python -m pip install -q -e '.[fuzz]' || echo "make fuzz: atheris does not install here"
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) --out bench/out/fuzz.json
+
 clean:
-	rm -rf $(VENV) $(DEMO) bench/out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) bench/out fuzz/out .pytest_cache .mypy_cache .ruff_cache

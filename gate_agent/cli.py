@@ -452,7 +452,7 @@ def _first_centre_key(document: bytes, trust_key: str | None) -> dict[str, bytes
     try:
         parsed = json.loads(document)
         kid = parsed["kid"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ValueError("not a signed lists file (gate-sync lists export)") from exc
     if trust_key is None:
         raise ValueError(

@@ -106,8 +106,10 @@ def read(raw: bytes) -> tuple[EntryBundle, dict[str, Any]]:
         document = json.loads(text)
     except zlib.error as exc:
         raise BundleError("bad_bundle", f"the gzip data is damaged: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError("bad_bundle", f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8 or JSON, or an integer past Python's 4300 digits;
+        # RecursionError: arrays or objects nested deeper than the parser recurses.
+        raise BundleError("bad_bundle", f"not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(document, dict):
         raise BundleError("bad_bundle", "the document is not a JSON object")
     if document.get("format") != BUNDLE_FORMAT:

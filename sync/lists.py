@@ -253,12 +253,13 @@ def _parse(document: bytes | Mapping[str, Any]) -> Mapping[str, Any]:
         # Round-trip through JSON so the signed bytes are those a wire copy would give.
         try:
             document = canonical(dict(document))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise ListsRefused("lists_malformed", f"not JSON: {exc}") from exc
     try:
         parsed = json.loads(document)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ListsRefused("lists_malformed", f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: arrays or objects nested deeper than the parser recurses.
+        raise ListsRefused("lists_malformed", f"not JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(parsed, dict):
         raise ListsRefused("lists_malformed", "not a JSON object")
     return parsed

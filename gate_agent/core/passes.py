@@ -375,7 +375,9 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
 
 
 def _timestamp(text: str) -> datetime:
-    if not text.isdigit() or len(text) > 11:
+    # isascii: str.isdigit() is also true for '²' (which int() refuses) and for other
+    # scripts' digits (which int() reads: a second spelling of the same pass).
+    if not (text.isascii() and text.isdigit()) or len(text) > 11:
         raise PassFieldError(f"bad timestamp {text!r}")
     return datetime.fromtimestamp(int(text), UTC)
 

@@ -26,6 +26,13 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"MM\x00*", 0, "TIFF"),
 )
 
+#: The most pixels an image file may declare: a 100-megapixel photo. OpenCV allocates what
+#: the header claims before it reads the data, so a file of a few dozen bytes could ask for
+#: gigabytes (OpenCV's own limit is 2^30 pixels, and a damaged PNG header skips even that).
+MAX_IMAGE_PIXELS = 100_000_000
+# JPEG start-of-frame markers (the ones that carry the image size); C4, C8, CC are not.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
 # OpenCV's log level is process-wide; the lock keeps concurrent loads from restoring it wrongly.
 _LOG_LOCK = threading.Lock()
 
@@ -69,6 +76,13 @@ def load_gray(path: Path) -> Gray:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data:
         raise ImageError(f"{path}: empty file")
+    declared = _declared_size(data)
+    if declared is not None and declared[1] * declared[2] > MAX_IMAGE_PIXELS:
+        name, width, height = declared
+        raise ImageError(
+            f"{path}: the {name} header declares {width}x{height} pixels, more than the"
+            f" {MAX_IMAGE_PIXELS:,} a gate decodes (damaged, or not a photo of a pass)"
+        )
     # imdecode on bytes rather than imread on a path: imread cannot open non-ASCII paths
     # on every platform. UNCHANGED keeps alpha so to_gray can composite it over white.
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -88,6 +102,31 @@ def load_gray(path: Path) -> Gray:
         return to_gray(image)
     except ValueError as exc:
         raise ImageError(f"{path}: unsupported pixel layout ({exc})") from exc
+
+
+def _declared_size(data: bytes) -> tuple[str, int, int] | None:
+    """The format and the width and height a PNG or JPEG header declares, read without
+    decoding (whatever the checksums say); None for other formats or no size found."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return "PNG", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            i += 2
+            continue
+        if marker in _JPEG_SOF:
+            if i + 9 > len(data):
+                return None
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            return "JPEG", int.from_bytes(data[i + 7 : i + 9], "big"), height
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
 
 
 def _describe(data: bytes) -> str:

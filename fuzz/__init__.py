@@ -1,0 +1,1 @@
+"""Fuzz harnesses (make fuzz); see fuzz/run.py."""
