@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +31,7 @@ from gate_agent.clock import Clock
 from gate_agent.core.reasons import GateMode
 from gate_agent.errors import LedgerError
 from gate_agent.hardware.board import THROTTLED_FLAGS, BoardReader, BoardReading
+from gate_agent.housekeeping import disk_usage
 from gate_agent.station import ScanResult
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def _disk_check(gate: Gate) -> Check:
         disk = gate.housekeeper.disk()
         free, warn, reserve_used = disk.free_bytes, disk.warn_free_bytes, disk.reserve_used
     else:
-        free = disk_free(gate.config.gate.data_dir)
+        free = disk_usage(gate.config.gate.data_dir).free
         warn, reserve_used = gate.config.retention.warn_free_mb * 2**20, False
     detail = f"{free // 2**20} MB free"
     if reserve_used:
@@ -224,13 +224,6 @@ def _disk_check(gate: Gate) -> Check:
     if free < warn:
         return Check("degraded", "disk_low", f"{detail}, below {warn // 2**20} MB")
     return Check("ok", "room", detail)
-
-
-def disk_free(folder: Path) -> int:
-    """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return shutil.disk_usage(folder).free
 
 
 def ledger_bytes(path: Path) -> int:
@@ -346,7 +339,7 @@ class GateCollector(Collector):
         yield _gauge(
             "gate_clock_synced", "1 when NTP keeps the wall clock synchronised", clock.synced()
         )
-        free = disk_free(gate.config.gate.data_dir)
+        free = disk_usage(gate.config.gate.data_dir).free
         yield _gauge("gate_disk_free_bytes", "Free bytes where the ledger lives", free)
         board = self._metrics.board
         reading = board.read()

@@ -14,34 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from gate_agent.ledger import EntryDraft, Ledger
-
-
-def draft(i: int) -> EntryDraft:
-    """A screened resident walking in or out."""
-    return EntryDraft(
-        direction="in" if i % 2 else "out",
-        outcome="allow",
-        reason="ok",
-        wall_time=datetime.now(UTC),
-        monotonic_ns=time.monotonic_ns(),
-        boot_id="0f4c3d1e-9b1a-4c59-8d47-1d6a1c2e3f40",
-        clock_synced=True,
-        pass_id=f"P{i:09d}",
-        pass_kind="resident",
-        household_id="LGQ012-H0301",
-        temperature_celsius=36.6,
-        temperature_raw=(36.5, 36.6, 36.6, 36.7),
-        ambient_celsius=4.5,
-        temperature_model="v1",
-        temperature_source="sensor",
-        next_step="let_through",
-    )
+from bench.ledger import draft
+from gate_agent.ledger import Ledger
 
 
 def main(argv: Sequence[str] | None = None) -> int:
