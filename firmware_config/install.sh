@@ -207,9 +207,12 @@ source_and_venv() {  # copy the source, build the venv; both only when the sourc
   local src="$R$PREFIX/src" venv="$R$PREFIX/venv" stage hash
   mkdir -p "$R$PREFIX"
   stage=$(mktemp -d "$R$PREFIX/.src.XXXXXX")
-  # Only what is needed to build and to read: no VCS, venvs, caches or build leftovers.
+  # Only what is needed to build and to read: no VCS, venvs, caches, build leftovers or
+  # what runs write (benchmark and fuzz output, test screenshots: a tree whose tests are
+  # running changes under tar, and a copy of them would change the source hash too).
   tar -C "$SOURCE" --exclude-vcs --exclude=./.venv --exclude='./*.egg-info' \
     --exclude=./build --exclude=./dist --exclude=./demo-data --exclude=./bench/out \
+    --exclude=./fuzz/out --exclude=./test-artifacts \
     --exclude=__pycache__ --exclude=.pytest_cache --exclude=.mypy_cache \
     --exclude=.ruff_cache --exclude=.hypothesis --exclude=node_modules -cf - . \
     | tar -C "$stage" --no-same-owner --no-same-permissions -xf -  # root's, 0755/0644

@@ -239,6 +239,8 @@ def test_a_gate_with_its_kiosk_installs_reinstalls_upgrades_and_uninstalls(
     st = (root / PREFIX / "src" / "README.md").stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o644)
     assert not (root / PREFIX / "src" / ".venv").exists()
+    # Nor what runs write into the tree (screenshots of tests running beside this one).
+    assert not (root / PREFIX / "src" / "test-artifacts").exists()
     assert (root / PREFIX / "src" / "firmware_config" / "kiosk.sh").is_file()
 
     # The config: from the example with the Pi 5's profile (the board's model file said
