@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -120,3 +121,58 @@ def _read_boot_id(path: Path) -> str:
         fallback = str(uuid.uuid4())
         log.warning("no boot id at %s; using %s for this process", path, fallback)
         return fallback
+
+
+#: A wall clock that moves this far against monotonic time between two looks has jumped.
+CLOCK_JUMP_S = 300
+#: For so long after a jump it is reported (then the new time is the normal one).
+CLOCK_JUMP_SHOWN_S = 3600
+
+
+@dataclass(frozen=True)
+class ClockJump:
+    """The wall clock moved ``moved_s`` seconds against monotonic time (+ forward, - back)."""
+
+    moved_s: int
+    seen_monotonic_ns: int
+
+    def words(self) -> str:
+        """Which way and how far, as ``/healthz`` says it."""
+        way = "forward" if self.moved_s > 0 else "back"
+        return f"the wall clock jumped {way} by {abs(self.moved_s) // 60} min"
+
+
+class ClockWatch:
+    """Notices the wall clock jumping against monotonic time, and remembers it for an hour.
+
+    Decisions do not depend on it (the policy's windows run on monotonic time within a
+    boot); entries keep the wall time they were made at, which is what a guard or an
+    admin reading the logs must know to be off. Each look compares with the last one, so
+    NTP's small corrections never add up to a jump. ``/healthz`` and the console's status
+    share one watch: whichever looks first after a jump sees it, and both report it.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._offset_ns = self._wall_minus_monotonic()
+        self._jump: ClockJump | None = None
+
+    def _wall_minus_monotonic(self) -> int:
+        wall_ns = int(self._clock.now().timestamp() * 1e9)
+        return wall_ns - self._clock.monotonic_ns()
+
+    def look(self) -> ClockJump | None:
+        """The last jump of the past hour, or None."""
+        with self._lock:
+            offset = self._wall_minus_monotonic()
+            moved_s = int((offset - self._offset_ns) / 1_000_000_000)
+            now_ns = self._clock.monotonic_ns()
+            self._offset_ns = offset
+            if abs(moved_s) >= CLOCK_JUMP_S:
+                log.warning("the wall clock jumped by %+d s against monotonic time", moved_s)
+                self._jump = ClockJump(moved_s, now_ns)
+            jump = self._jump
+            if jump is not None and now_ns - jump.seen_monotonic_ns > CLOCK_JUMP_SHOWN_S * 10**9:
+                self._jump = jump = None
+            return jump

@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gate_agent.assemble import Gate
-from gate_agent.clock import Clock
+from gate_agent.clock import Clock, ClockWatch
 from gate_agent.core.reasons import GateMode
 from gate_agent.errors import LedgerError
 from gate_agent.hardware.board import THROTTLED_FLAGS, BoardReader, BoardReading
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 DECIDING_LISTS = ("revocations", "isolations", "keys")
 DECODE_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 DECISION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
-
-#: A wall clock that moves this far against monotonic time between two looks has jumped.
-CLOCK_JUMP_S = 300
-#: For so long after a jump, the clock check says so (then the new time is the normal one).
-CLOCK_JUMP_SHOWN_S = 3600
 
 Level = Literal["ok", "degraded", "failing"]
 _RANK: dict[Level, int] = {"ok": 0, "degraded": 1, "failing": 2}
@@ -63,12 +58,17 @@ class Check:
 class GateMetrics:
     """The gate's registry (one per console app, never the global one) and its health."""
 
-    def __init__(self, gate: Gate, clock: Clock, board: BoardReader | None = None) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        clock: Clock,
+        board: BoardReader | None = None,
+        clock_watch: ClockWatch | None = None,
+    ) -> None:
         self.gate = gate
         self.clock = clock
         self.board = board if board is not None else BoardReader()
-        self._clock_offset_ns = self._wall_minus_monotonic()
-        self._clock_jump: tuple[int, int] | None = None  # (seconds moved, monotonic ns seen)
+        self.clock_watch = clock_watch if clock_watch is not None else ClockWatch(clock)
         self.registry = CollectorRegistry()
         self.decode_seconds = Histogram(
             "gate_decode_seconds",
@@ -153,9 +153,10 @@ class GateMetrics:
                 yield "lists", Check("degraded", "lists_stale", detail)
             else:
                 yield "lists", Check("ok", "current")
-        jumped = self._jumped_clock()
+        jumped = self.clock_watch.look()
         if jumped is not None:
-            yield "clock", Check("degraded", "clock_jumped", jumped)
+            detail = f"{jumped.words()}: entry times around it are off"
+            yield "clock", Check("degraded", "clock_jumped", detail)
         elif self.clock.synced():
             yield "clock", Check("ok", "synced")
         else:
@@ -165,35 +166,6 @@ class GateMetrics:
         reading = self.board.read()
         if reading is not None:
             yield "board", _board_check(reading)
-
-    def _wall_minus_monotonic(self) -> int:
-        wall_ns = int(self.clock.now().timestamp() * 1e9)
-        return wall_ns - self.clock.monotonic_ns()
-
-    def _jumped_clock(self) -> str | None:
-        """Whether the wall clock jumped against monotonic time in the last hour; how far.
-
-        Decisions do not depend on it (the policy's windows run on monotonic time within
-        a boot); entries keep the wall time they were made at, which is what a guard or an
-        admin reading the logs must know to be off.
-        """
-        offset = self._wall_minus_monotonic()
-        moved_s = (offset - self._clock_offset_ns) // 1_000_000_000
-        now_ns = self.clock.monotonic_ns()
-        if abs(moved_s) >= CLOCK_JUMP_S:
-            log.warning("the wall clock jumped by %+d s against monotonic time", moved_s)
-            self._clock_jump = (moved_s, now_ns)
-        self._clock_offset_ns = offset  # against the last look: small corrections never add up
-        if self._clock_jump is None:
-            return None
-        moved, seen_ns = self._clock_jump
-        if now_ns - seen_ns > CLOCK_JUMP_SHOWN_S * 1_000_000_000:
-            self._clock_jump = None
-            return None
-        way = "forward" if moved > 0 else "back"
-        return (
-            f"the wall clock jumped {way} by {abs(moved) // 60} min: entry times around it are off"
-        )
 
     def _stale_lists(self) -> list[str]:
         limit = timedelta(hours=self.gate.config.gate.lists_max_age_hours)

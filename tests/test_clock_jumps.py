@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from gate_agent.assemble import Gate, open_gate
-from gate_agent.clock import FakeClock
+from gate_agent.clock import ClockWatch, FakeClock
+from gate_agent.console.status import gate_status
 from gate_agent.core.reasons import Direction
 from gate_agent.ledger import verify_ledger_file
 from gate_agent.metrics import GateMetrics
@@ -95,3 +96,18 @@ def test_a_jump_shows_in_healthz_for_an_hour(tmp_path: Path) -> None:
         assert "forward by 360 min" in clock_check()[2]
         clock.advance(3601)
         assert clock_check() == ("ok", "synced", "")
+
+
+def test_the_guards_status_shows_the_jump_healthz_saw(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    with open_gate(config(tmp_path), clock=clock, start=False) as gate:
+        watch = ClockWatch(clock)
+        metrics = GateMetrics(gate, clock, clock_watch=watch)
+        assert gate_status(gate, clock, watch)["clock"]["jumped_seconds"] is None
+        clock.set_wall(clock.now() - timedelta(hours=4))
+        assert metrics.health()[1]["clock"].code == "clock_jumped"  # healthz looked first
+        clock.advance(60)
+        status = gate_status(gate, clock, watch)["clock"]
+        assert status["jumped_seconds"] == -4 * 3600 and status["synced"] is True
+        clock.advance(3600)
+        assert gate_status(gate, clock, watch)["clock"]["jumped_seconds"] is None

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from gate_agent.assemble import Gate
-from gate_agent.clock import Clock
+from gate_agent.clock import Clock, ClockWatch
 from gate_agent.console import flows
 from gate_agent.console.auth import Roster, Session, Sessions, SignInRefused
 from gate_agent.console.deps import (
@@ -83,7 +83,8 @@ def create_app(
         responses=ERRORS,
     )
     sessions = Sessions(roster, admin_token, timedelta(hours=session_hours))
-    app.state.console = Console(gate, clock, sessions)
+    clock_watch = ClockWatch(clock)
+    app.state.console = Console(gate, clock, sessions, clock_watch)
 
     @app.exception_handler(ConsoleError)
     async def _refused(request: Request, exc: ConsoleError) -> JSONResponse:
@@ -170,7 +171,7 @@ def create_app(
             "override_reasons": table(messages.OVERRIDE_REASONS),
         }
 
-    metrics = GateMetrics(gate, clock)
+    metrics = GateMetrics(gate, clock, clock_watch=clock_watch)
 
     # For the technician's monitoring on the gate's LAN: no sign-in (a session cookie is
     # for people), and GETs need no CSRF token. /metrics may ask for a bearer token.

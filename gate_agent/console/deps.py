@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gate_agent.assemble import Gate
-from gate_agent.clock import Clock
+from gate_agent.clock import Clock, ClockWatch
 from gate_agent.console.auth import Session, Sessions
 
 COOKIE = "gate_session"
@@ -30,6 +30,7 @@ class Console:
     gate: Gate
     clock: Clock
     sessions: Sessions
+    clock_watch: ClockWatch
 
 
 def console_of(request: Request) -> Console:

@@ -148,7 +148,7 @@ def _sse(event: GateEvent, *, replay: bool = False) -> str:
 async def status(request: Request, session: GuardSession) -> dict[str, Any]:
     """Counts today, people inside, lists, devices, clock, sync and mode."""
     console = console_of(request)
-    return await asyncio.to_thread(gate_status, console.gate, console.clock)
+    return await asyncio.to_thread(gate_status, console.gate, console.clock, console.clock_watch)
 
 
 @router.get("/residents")

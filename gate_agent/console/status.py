@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gate_agent.assemble import Gate
-from gate_agent.clock import Clock
+from gate_agent.clock import Clock, ClockWatch
 from gate_agent.core import messages
 from gate_agent.core.reasons import Reason
 from gate_agent.ledger.state import CENTRE, GateState
@@ -20,7 +20,7 @@ def local_midnight(now: datetime, zone: str) -> datetime:
     return datetime.combine(local.date(), time(), tzinfo=local.tzinfo)
 
 
-def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
+def gate_status(gate: Gate, clock: Clock, clock_watch: ClockWatch | None = None) -> dict[str, Any]:
     """Everything the status panel shows, as plain data."""
     config = gate.config
     now = clock.now()
@@ -54,11 +54,21 @@ def gate_status(gate: Gate, clock: Clock) -> dict[str, Any]:
         "lists": lists,
         "lists_stale": any(item["stale"] for item in lists.values()),
         "devices": {"cameras": cameras, "thermometer": sensor},
-        "clock": {"synced": clock.synced(), "now": now.isoformat()},
+        "clock": clock_status(clock, now, clock_watch),
         "sync": sync_status(gate),
         "ledger": {"entries": ledger.count(), "errors": gate.station.stats.ledger_errors},
         "disk": disk_status(gate),
         "compound_alerts": compound_alerts(state, config.gate.id, now),
+    }
+
+
+def clock_status(clock: Clock, now: datetime, watch: ClockWatch | None) -> dict[str, Any]:
+    """Synced or not, the gate's time, and a jump of the last hour (seconds, + forward)."""
+    jump = watch.look() if watch is not None else None
+    return {
+        "synced": clock.synced(),
+        "now": now.isoformat(),
+        "jumped_seconds": None if jump is None else jump.moved_s,
     }
 
 

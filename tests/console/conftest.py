@@ -110,6 +110,18 @@ class SyncedClock(SystemClock):
         return True
 
 
+class JumpingClock(SyncedClock):
+    """The machine's clocks, with a wall clock a test sets back or forward (``offset``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        """The machine's wall time plus the offset."""
+        return super().now() + self.offset
+
+
 @pytest.fixture
 def console_clock() -> SystemClock:
     """The clock of the console's gate (a test may parametrize it to another)."""

@@ -16,7 +16,7 @@ import pytest
 
 from gate_agent.housekeeping import MB, Usage
 from gate_agent.ledger.state import ListChange
-from tests.console.conftest import ConsoleSite, UnsyncedClock
+from tests.console.conftest import ConsoleSite, JumpingClock, UnsyncedClock
 
 sync_api = pytest.importorskip("playwright.sync_api")
 axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright")
@@ -408,6 +408,24 @@ def test_the_status_warns_of_an_unsynced_clock_and_a_disk_nearly_full(watched: W
     page.locator(".tab[data-view=live]").click()
     page.locator(".tab[data-view=status]").click()  # showing the status reads it again
     box.filter(has_text="reserve is in use").wait_for()
+
+
+@pytest.mark.parametrize("console_clock", [JumpingClock()], ids=["jumping"])
+def test_the_status_warns_when_the_clock_jumped(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    clock = site.gate.station.clock
+    assert isinstance(clock, JumpingClock)
+    sign_in(page, site)
+    page.get_by_role("button", name="状态").click()
+    page.locator("#s-clock").filter(has_text="已校准").wait_for()
+    clock.offset = timedelta(hours=-4)  # a wrong RTC, or an admin setting the time by hand
+    page.locator(".tab[data-view=live]").click()
+    page.locator(".tab[data-view=status]").click()  # showing the status reads it again
+    page.locator("#warnings").filter(has_text="门岗时钟刚被调回了 240 分钟").wait_for()
+    page.locator("#s-clock").filter(has_text="刚跳变").wait_for()
+    shot(page, "status-clock-jumped")
+    page.get_by_role("button", name="English").click()
+    page.locator("#warnings").filter(has_text="set back by 240 min").wait_for()
 
 
 def test_admins_see_the_mode_switch_and_guards_do_not(watched: Watched) -> None:

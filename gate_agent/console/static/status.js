@@ -102,6 +102,12 @@
     return pick(st.clock_synced, st.clock, true);
   }
 
+  /* Seconds the wall clock jumped in the last hour (+ forward), or 0. */
+  function clockJump(st) {
+    const seconds = st.clock && typeof st.clock === "object" ? st.clock.jumped_seconds : null;
+    return typeof seconds === "number" ? seconds : 0;
+  }
+
   function setTile(id, text, bad) {
     const dd = $(id);
     dd.textContent = text === undefined || text === null || text === "" ? "–" : String(text);
@@ -130,7 +136,9 @@
       const fevers = pick(today.fevers, st.fevers_today, st.fevers);
       setTile("s-fevers", fevers, fevers > 0);
       setTile("s-mode", st.mode ? GC.modeWord(st.mode) + modeSetWords(st.mode_set) : "");
-      setTile("s-clock", synced ? t("clock_ok") : t("clock_bad"), !synced);
+      const jumped = clockJump(st);
+      const clockWord = jumped ? t("clock_jumped") : synced ? t("clock_ok") : t("clock_bad");
+      setTile("s-clock", clockWord, !synced || jumped !== 0);
       let listText = t("lists_never");
       if (typeof lists.age === "number" && !lists.never) {
         listText = t(lists.stale ? "lists_stale" : "lists_ok", { age: GC.ageWords(lists.age) });
@@ -146,6 +154,10 @@
           ? t("warn_lists_never") : t("warn_lists", { age: GC.ageWords(lists.age) }));
       }
       if (!synced) warnings.push(t("warn_clock"));
+      if (jumped) {
+        const minutes = Math.round(Math.abs(jumped) / 60);
+        warnings.push(t(jumped > 0 ? "warn_clock_forward" : "warn_clock_back", { minutes: minutes }));
+      }
       const disk = st.disk;
       if (disk && disk.low) {
         warnings.push(disk.reserve_used
