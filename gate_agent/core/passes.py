@@ -336,6 +336,9 @@ def _parse_payload(payload: bytes) -> PassFields:
     if fields.rules() != rules:
         # One text per pass: rules repeated, reordered or empty between separators.
         raise PassFieldError(f"rules not in canonical form {rules!r}")
+    if fields.payload() != payload:
+        # And for every other field: a timestamp with leading zeros is the same pass.
+        raise PassFieldError("payload not in canonical form")
     return fields
 
 
@@ -377,7 +380,7 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
 def _timestamp(text: str) -> datetime:
     # isascii: str.isdigit() is also true for '²' (which int() refuses) and for other
     # scripts' digits (which int() reads: a second spelling of the same pass).
-    if not (text.isascii() and text.isdigit()) or len(text) > 11:
+    if not (text.isascii() and text.isdigit()) or len(text) > 11 or text[:1] == "0" != text:
         raise PassFieldError(f"bad timestamp {text!r}")
     return datetime.fromtimestamp(int(text), UTC)
 
