@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import cv2
 import numpy as np
@@ -105,12 +105,32 @@ def load_gray(path: Path) -> Gray:
 
 
 def _declared_size(data: bytes) -> tuple[str, int, int] | None:
-    """The format and the width and height a PNG or JPEG header declares, read without
+    """The format and the width and height an image header declares, read without
     decoding (whatever the checksums say); None for other formats or no size found."""
     if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
         return "PNG", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if not data.startswith(b"\xff\xd8"):
-        return None
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return "GIF", int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:2] == b"BM" and len(data) >= 26:
+        if int.from_bytes(data[14:18], "little") == 12:  # the old OS/2 core header
+            width, height = data[18:20], data[20:22]
+        else:  # the height is negative for rows stored top-down
+            width, height = data[18:22], data[22:26]
+        return (
+            "BMP",
+            abs(int.from_bytes(width, "little", signed=True)),
+            abs(int.from_bytes(height, "little", signed=True)),
+        )
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[str, int, int] | None:
     i = 2
     while i + 4 <= len(data) and data[i] == 0xFF:
         marker = data[i + 1]
@@ -126,6 +146,44 @@ def _declared_size(data: bytes) -> tuple[str, int, int] | None:
             height = int.from_bytes(data[i + 5 : i + 7], "big")
             return "JPEG", int.from_bytes(data[i + 7 : i + 9], "big"), height
         i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[str, int, int] | None:
+    """The canvas of an extended WebP, or the frame of a lossy or lossless one (RFC 9649)."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        return "WebP", width, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8 " and len(data) >= 30:
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        return "WebP", width, int.from_bytes(data[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = int.from_bytes(data[21:25], "little")
+        return "WebP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[str, int, int] | None:
+    """ImageWidth and ImageLength of a TIFF's first directory (the page OpenCV reads)."""
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
+
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(data[at : at + size], order)
+
+    start = number(4, 4)
+    if start + 2 > len(data):
+        return None
+    size: dict[int, int] = {}
+    for n in range(number(start, 2)):
+        entry = start + 2 + 12 * n
+        if entry + 12 > len(data):
+            break
+        tag, kind = number(entry, 2), number(entry + 2, 2)
+        if tag in (256, 257) and kind in (3, 4):  # SHORT or LONG
+            size[tag] = number(entry + 8, 2 if kind == 3 else 4)
+    if 256 in size and 257 in size:
+        return "TIFF", size[256], size[257]
     return None
 
 
