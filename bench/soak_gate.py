@@ -193,7 +193,7 @@ def scrape(url: str) -> dict[str, float]:
 
 @contextmanager
 def agent(command: list[str], log: Path) -> Iterator[subprocess.Popen[str]]:
-    """A gate-agent process with its stdout piped (unbuffered); SIGINT, then kill, on exit."""
+    """A gate-agent process with its stdout piped (unbuffered); SIGTERM, then kill, on exit."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("w", encoding="utf-8") as err:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
@@ -203,7 +203,7 @@ def agent(command: list[str], log: Path) -> Iterator[subprocess.Popen[str]]:
         if process.stdout is not None:
             process.stdout.close()
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -280,8 +280,15 @@ def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                     {"t": round(elapsed, 1), **proc_sample(process.pid), **scrape(console)}
                 )
                 time.sleep(min(args.sample_seconds, max(0.0, args.seconds - elapsed)))
-            process.send_signal(signal.SIGINT)
-            demo_exit = process.wait(timeout=120)
+            # SIGTERM: SIGINT is ignored in a shell's background job (`make soak &`).
+            process.send_signal(signal.SIGTERM)
+            demo_exit: int | None
+            try:
+                demo_exit = process.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # reported under "failed", not lost
+                process.kill()
+                process.wait()
+                demo_exit = None
             reader.join(timeout=10)
         ran_seconds = time.monotonic() - started
 
@@ -362,7 +369,7 @@ def summarise(
         "undecided": undecided,
         "outcomes": outcomes,
         **end,
-        # SIGINT may land between a decision's commit and its line: one entry more at most.
+        # The stop may land between a decision's commit and its line: one entry more at most.
         "entries_in_flight_at_stop": end["ledger_entries"] - shown,
         "entries_equal_people": end["ledger_entries"] - shown in (0, 1),
         "backlog_drained": end["centre_stored_through"] == end["ledger_entries"],

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from gate_agent import cli
 from gate_agent.assemble import open_gate
 from gate_agent.config import load_config
+from tests.limits import PATIENCE_S
 from tests.test_station import make_pass, trust_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +54,56 @@ def test_the_demo_walks_visitors_through_and_prints_each_decision(
     assert len(lines) == 3
     assert "ALLOW" in lines[0] and "RECHECK" in lines[1] and "ALLOW" in lines[2]
     assert "3 entries in the ledger; chain intact." in out
+
+
+def demo_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The demo's config, a folder of two passes and a scenario of three visits."""
+    path = demo_config(tmp_path)
+    with open_gate(load_config(path), start=False) as gate:
+        trust_key(gate)
+    passes = tmp_path / "passes"
+    passes.mkdir()
+    (passes / "a.txt").write_text(make_pass("DEMO0001"), encoding="ascii")
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps([
+        {"label": "resident in", "pass": "a", "body_celsius": 36.5},
+        {"label": "resident out", "pass": "a", "lane": "out", "body_celsius": None},
+    ]), encoding="utf-8")  # fmt: skip
+    return path, passes, scenario
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_the_endless_demo_stops_on_a_signal_even_from_a_background_job(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    # Found by the soak (bench/soak_gate.py) started as `make soak &`: a shell's background
+    # job leaves SIGINT ignored, Python then never raises KeyboardInterrupt, and the demo
+    # went on scanning after Ctrl-C's signal. The harness now sends SIGTERM; both work.
+    path, passes, scenario = demo_files(tmp_path)
+    # Ignored, then exec: as a shell's `cmd &` leaves it (an ignored signal survives exec).
+    ignoring = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")  # fmt: skip
+    command = [sys.executable, "-c", ignoring, "-m", "gate_agent.cli", "--config", str(path),
+               "demo", "--scenario", str(scenario), "--passes", str(passes), "--rounds", "0",
+               "--pace", "0.1"]  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith("resident out"):
+                break
+        process.send_signal(stop)
+        out, _ = process.communicate(timeout=PATIENCE_S)  # TimeoutExpired: it went on
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 0, out
+    assert "stopping" in out and "chain intact" in out
 
 
 def test_a_scenario_naming_a_missing_pass_is_a_clear_error(
