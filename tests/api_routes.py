@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
+
+#: Past the door: anything but 401 and 403, and never a server error (what the flow
+#: answers past the door, schemathesis and each flow's own tests check).
+OK = "allowed"
+
+
+def answer_class(reply: httpx.Response) -> Any:
+    """What a matrix compares: the refusal and its code, or OK."""
+    if reply.status_code in (401, 403):
+        return (reply.status_code, reply.json().get("error"))
+    if reply.status_code >= 500:
+        return (reply.status_code, "server error")
+    return OK
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:

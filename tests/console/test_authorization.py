@@ -20,7 +20,7 @@ import pytest
 from gate_agent.assemble import open_gate
 from gate_agent.console.deps import COOKIE
 from gate_agent.console.server import ConsoleServer, console_app, roster_path
-from tests.api_routes import matrix_table, served_routes
+from tests.api_routes import OK, answer_class, matrix_table, served_routes
 from tests.console.conftest import (
     GUARD,
     ConsoleSite,
@@ -54,7 +54,6 @@ DOORS: dict[tuple[str, str], str] = {
     ("POST", "/api/mode"): "admin",
 }
 
-OK = "allowed"  # anything but 401 and 403
 SIGNED_OUT = (401, "signed_out")
 #: door -> principal -> the answer it must get.
 EXPECT: dict[str, dict[str, Any]] = {
@@ -171,12 +170,6 @@ def call(
         return client.request(method, url, json=body, headers=headers)
     finally:
         client.cookies.clear()  # a sign-in's cookie is not the next principal's
-
-
-def answer_class(reply: httpx.Response) -> Any:
-    if reply.status_code in (401, 403):
-        return (reply.status_code, reply.json().get("error"))
-    return OK
 
 
 def test_every_route_has_a_declared_door(console: ConsoleSite, tmp_path: Path) -> None:

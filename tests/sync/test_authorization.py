@@ -22,7 +22,7 @@ import pytest
 
 from sync.server.admin_web import COOKIE
 from sync.server.app import create_app
-from tests.api_routes import matrix_table, served_routes
+from tests.api_routes import OK, answer_class, matrix_table, served_routes
 from tests.sync.admin_helpers import NAME, PASSWORD, Site, admin_site
 from tests.sync.stream_helpers import ADMIN_TOKEN, GATE, OTHER_GATE
 
@@ -51,7 +51,6 @@ def door(method: str, path: str) -> str:
     raise AssertionError(f"{method} {path}: declare its door in this test")
 
 
-OK = "allowed"  # anything but 401 and 403
 UNAUTHORIZED = (401, "unauthorized")
 #: door -> principal -> the answer it must get.
 EXPECT: dict[str, dict[str, Any]] = {
@@ -139,12 +138,6 @@ def call(
         return client.request(method, url, json=body, headers=headers)
     finally:
         client.cookies.clear()  # a sign-in's cookie is not the next principal's
-
-
-def answer_class(reply: httpx.Response) -> Any:
-    if reply.status_code in (401, 403):
-        return (reply.status_code, reply.json().get("error"))
-    return OK
 
 
 def routes(site: Site) -> list[tuple[str, str]]:
