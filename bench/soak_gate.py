@@ -2,9 +2,10 @@
 
 Run as ``python -m bench.soak_gate --out bench/out/soak-gate.json`` (``make soak``).
 
-Everything is the real station but the hardware: a ``gate-sync serve`` issues the
-passes, exports the signed lists and takes the gate's uploads; the gate enrols and
-imports the lists as an installer does, then ``gate-agent demo`` runs it: the same
+Everything is the real station but the hardware: the centre's commands issue the
+passes and export the signed lists, a ``gate-sync serve`` takes the gate's uploads; the
+gate enrols and imports the lists as an installer does (the operators' commands run
+through their CLIs' ``main`` in this process), then ``gate-agent demo`` runs it: the same
 ``open_gate`` as ``gate-agent run`` (scan loop, ledger, uploader, guard console with
 /metrics) on simulated cameras and thermometer and gpiozero's mock pins, with scripted
 people walking through (``gate-agent run`` has no way to put a pass before a ``sim:``
@@ -41,6 +42,7 @@ are enforced.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -53,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,10 @@ import httpx
 
 from bench.common import report_header, write_report
 from bench.sync import free_port, serving
+from gate_agent import cli as agent_cli
 from gate_agent.config import load_config
 from gate_agent.ledger import Ledger, verify_ledger_file
+from sync import cli as sync_cli
 from sync.store import SqliteStreamStore
 
 GATE_ID = "SOAK-1"
@@ -99,11 +103,18 @@ def tool(name: str) -> str:
 
 
 def sh(*command: str) -> str:
-    """Run an operator's command; its stdout (a failure raises with its stderr)."""
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}…: {done.stderr.strip()[-400:]}")
-    return done.stdout
+    """Run an operator's command, ``gate-sync ...`` or ``gate-agent ...``; its stdout.
+
+    In this process, through the command's own ``main`` (the same code as the console
+    script, without a Python start per command); a failure raises with its stderr.
+    """
+    mains = {"gate-sync": sync_cli.main, "gate-agent": agent_cli.main}
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = mains[Path(command[0]).name](list(command[1:]))
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}…: {err.getvalue().strip()[-400:]}")
+    return out.getvalue()
 
 
 def make_centre(central: Path, passes: Path) -> None:
