@@ -19,17 +19,15 @@ from gate_agent.core.passes import PassFieldError, PassKind
 from gate_agent.journal import configure_logging
 from sync import (
     admin_ops,
-    bundle_import,
     cli_accounts,
     cli_admin,
     cli_backup,
     cli_compounds,
     cli_gates,
+    cli_logs,
     cli_serve,
     cli_visitors,
-    pull,
 )
-from sync.bundle import BundleError
 from sync.cards import (
     CARDS_PER_SHEET,
     DEFAULT_TZ,
@@ -45,7 +43,6 @@ from sync.compound_lists import derived_lists
 from sync.errors import CardRefused, SyncError
 from sync.issuer import Issuer
 from sync.lists import COMPOUND_LISTS
-from sync.pull import parse_moment
 from sync.server.auth import new_enrol_code
 from sync.store import IssuerStore, SqliteCentralStore, SqliteStreamStore, StreamStore
 from sync.trace_cli import add_commands as add_trace_commands
@@ -66,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "pull" and args.server:
             # Over HTTP from an admin's machine: no central data folder here.
-            return _pull_remote(args)
+            return cli_logs.pull_remote(args)
         args.dsn = args.dsn or os.environ.get("GATE_SYNC_DSN") or None
         if getattr(args, "no_store", False):
             # Backups read the data folder as files: opening a store could create one.
@@ -223,31 +220,12 @@ def _parser() -> argparse.ArgumentParser:
     for command in (*leaves, cards, card):
         _dsn_option(command)
 
-    pull = commands.add_parser("pull", help="export the synced logs (csv, xlsx, jsonl)")
-    pull.add_argument("--since", help="date or ISO time (local when no offset)")
-    pull.add_argument("--until", help="last date (whole day) or ISO time")
-    pull.add_argument("--gate", help="one gate's entries only")
-    pull.add_argument("--format", choices=["csv", "xlsx", "jsonl"], default="csv")
-    pull.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    pull.add_argument("--server", help="pull over HTTP from this sync server, e.g. https://…")
-    pull.add_argument(
-        "--admin-token-file", type=Path, help="with --server: the admin token's file (mode 0600)"
-    )
-    _dsn_option(pull)
-    pull.set_defaults(handler=_pull)
+    cli_logs.register(commands, _dsn_option, open_streams)
 
     add_trace_commands(commands, _dsn_option, open_streams)
     cli_accounts.register(commands, _dsn_option)
     cli_backup.register(commands, _dsn_option)
     cli_serve.register(commands, _dsn_option, open_streams)
-
-    imp = commands.add_parser(
-        "import-bundle", help="ingest a gate's signed entry bundle (.gsb) from a USB stick"
-    )
-    imp.add_argument("path", type=Path, help="the bundle file `gate-agent export-bundle` wrote")
-    imp.add_argument("--json", action="store_true", help="print the summary as a JSON object")
-    _dsn_option(imp)
-    imp.set_defaults(handler=_import_bundle)
 
     return parser
 
@@ -482,87 +460,6 @@ def _gates_enrol(args: argparse.Namespace, issuer: Issuer) -> int:
             cli_compounds.place_gate(streams, issuer, args.gate_id, args.compound, args.community)
         code = new_enrol_code(streams, args.gate_id, datetime.now(UTC), args.hours)
     print(code)
-    return 0
-
-
-def _pull_filter(args: argparse.Namespace) -> pull.PullFilter:
-    return pull.PullFilter(
-        since=parse_moment(args.since, end_of_day=False) if args.since else None,
-        until=parse_moment(args.until, end_of_day=True) if args.until else None,
-        gate_id=args.gate,
-    )
-
-
-def _pull_progress(seen: int) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{seen} entries read", end="", file=sys.stderr, flush=True)
-
-
-def _pull_done(count: int) -> int:
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    print(f"{count} entries pulled", file=sys.stderr)
-    return 0
-
-
-def _pull(args: argparse.Namespace, issuer: Issuer) -> int:
-    if args.admin_token_file:
-        raise ValueError("--admin-token-file goes with --server")
-    wanted = _pull_filter(args)
-    with closing(open_streams(args)) as streams:
-        count = pull.write(pull.rows(streams, wanted, _pull_progress), args.format, args.out)
-    return _pull_done(count)
-
-
-def _pull_remote(args: argparse.Namespace) -> int:
-    from sync.pull_http import remote_rows  # noqa: PLC0415 - only remote pulls need httpx
-
-    if not args.admin_token_file:
-        raise ValueError("--server needs --admin-token-file")
-    if args.dsn:
-        raise ValueError("--dsn reads the database from here, --server over HTTP: give one")
-    token = read_admin_token(args.admin_token_file)
-    wanted = _pull_filter(args)
-    rows = remote_rows(args.server, token, wanted, _pull_progress)
-    return _pull_done(pull.write(rows, args.format, args.out))
-
-
-#: `import-bundle` exit codes by refusal code (anything else refused: 2).
-IMPORT_EXIT_CODES = {"gap": 3, "content_conflict": 4}
-
-
-def _import_bundle(args: argparse.Namespace, issuer: Issuer) -> int:
-    def progress(done: int, total: int) -> None:
-        end = "" if sys.stderr.isatty() else "\n"
-        print(f"\r{done}/{total} entries imported", end=end, file=sys.stderr, flush=True)
-
-    with closing(open_streams(args)) as streams:
-        try:
-            loaded = bundle_import.load(args.path, streams)
-            summary = bundle_import.ingest(
-                loaded, streams, now=datetime.now(UTC), progress=progress
-            )
-        except BundleError as exc:
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
-            stored = getattr(exc, "stored_new", 0)
-            print(f"gate-sync: import refused [{exc.code}]: {exc.detail}", file=sys.stderr)
-            if stored:
-                print(f"gate-sync: {stored} entries before it were stored", file=sys.stderr)
-            return IMPORT_EXIT_CODES.get(exc.code, 2)
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    if args.json:
-        print(json.dumps({**vars(summary), "flagged": list(summary.flagged)}))
-    else:
-        print(
-            f"gate {summary.gate_id} stream {summary.stream_id} entries"
-            f" {summary.first_seq}..{summary.last_seq}: {summary.stored_new} stored new,"
-            f" {summary.repeats} repeats, {len(summary.flagged)} flagged;"
-            f" the centre holds through {summary.stored_through}"
-        )
-        if summary.flagged:
-            print(f"flagged (stored, marked malformed): {list(summary.flagged)}")
     return 0
 
 
