@@ -157,9 +157,12 @@ bench: install
 SOAK_GATE_SECONDS   ?= 3600
 SOAK_CENTRE_SECONDS ?= 600
 SOAK_GATES          ?= 500
-# Then the gate SIGKILLed at random moments while it records 10,000 entries.
+# Then the gate SIGKILLed at random moments while it records 10,000 entries, and again
+# with the power cut beneath SQLite at each kill (bench/powerloss.c; needs gcc).
 CRASH_ENTRIES       ?= 10000
 CRASH_KILLS         ?= 50
+POWERLOSS_ENTRIES   ?= 2000
+POWERLOSS_KILLS     ?= 20
 # Then sync chaos: a seeded random schedule of faults, gate restarts and server kills.
 CHAOS_SECONDS       ?= 600
 CHAOS_SEED          ?= 1
@@ -171,6 +174,8 @@ soak: install
 	  --out bench/out/soak-centre.json || status=1; \
 	$(BIN)/python -m bench.crash --entries $(CRASH_ENTRIES) --kills $(CRASH_KILLS) \
 	  --out bench/out/crash.json || status=1; \
+	$(BIN)/python -m bench.crash --entries $(POWERLOSS_ENTRIES) --kills $(POWERLOSS_KILLS) \
+	  --power-loss --out bench/out/crash-powerloss.json || status=1; \
 	$(BIN)/python -m bench.chaos --seconds $(CHAOS_SECONDS) --seed $(CHAOS_SEED) \
 	  --out bench/out/chaos.json || status=1; \
 	exit $$status

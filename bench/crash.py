@@ -363,6 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="keep the files here (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/crash.json"))
     args = parser.parse_args(argv)
+    name = "crash_powerloss" if args.power_loss else "crash"
+    if args.power_loss and shutil.which("gcc") is None:
+        skipped = "no gcc here: the power-loss shim (bench/powerloss.c) cannot be built"
+        print(f"bench.crash --power-loss: {skipped}", file=sys.stderr)
+        write_report({**report_header(name), "skipped": skipped}, args.out)
+        return 0
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         result = crash_run(
@@ -373,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             passes=args.passes,
             power_loss=args.power_loss,
         )
-    write_report({**report_header("crash"), **result}, args.out)
+    write_report({**report_header(name), **result}, args.out)
     return 0 if result["ok"] else 1
 
 

@@ -7,7 +7,9 @@ baseline | ratio | what the baseline is, taken from the ``vs_baseline`` rows eac
 benchmark writes (``bench.common.versus``). Beside the report go two PNG plots, drawn
 with matplotlib's Agg backend and its own DejaVu fonts (nothing fetched): the
 distribution of per-scan decision latency (``gate.json``) and the backlog drain curve
-(``sync.json``). The report links them by relative path.
+(``sync.json``). The report links them by relative path. The JSON of ``make soak`` and
+``make fuzz`` (soak, crash, chaos, fuzz), when present, follow as proof runs: each
+check against its limit (``bench/report_proof.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from bench.common import git_commit
+from bench.report_proof import PROOF_ORDER, SECTIONS, proof_section
 
 LATENCY_PNG = "decision_latency.png"
 DRAIN_PNG = "backlog_drain.png"
@@ -54,6 +57,8 @@ def load_reports(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def _rank(name: str) -> tuple[int, str]:
+    if name in PROOF_ORDER:  # after every benchmark, as make soak and make fuzz run them
+        return (len(ORDER) + 1 + PROOF_ORDER.index(name), name)
     return (ORDER.index(name) if name in ORDER else len(ORDER), name)
 
 
@@ -226,8 +231,21 @@ def render(reports: dict[str, dict[str, Any]], plots: list[Plot], generated: dat
             lines += [f"### {plot.title}", "", f"![{plot.title}]({plot.file})", ""]
     if not reports:
         lines += ["No benchmark JSON found.", ""]
+    proofs = {name: r for name, r in reports.items() if name in SECTIONS}
     for name, report in reports.items():
-        lines += benchmark_section(name, report)
+        if name not in proofs:
+            lines += benchmark_section(name, report)
+    if proofs:
+        lines += [
+            "# Proof runs",
+            "",
+            "`make soak` and `make fuzz`: what each run checked, the figure it reached, "
+            "the limit it had to keep, and whether it held (no baseline: these prove "
+            "promises, they do not measure speed).",
+            "",
+        ]
+        for name, report in proofs.items():
+            lines += proof_section(name, report)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -22,6 +22,8 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.common import report_header
+
 OUT = Path(__file__).resolve().parent / "out"
 NAMES = ("pass_text", "lists_import", "bundle_import", "image_decode")
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = [run_target(name, args.seconds) for name in args.target or NAMES]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"seconds": args.seconds, "targets": results}, indent=1))
+    report = {**report_header("fuzz", ("atheris",)), "seconds": args.seconds, "targets": results}
+    args.out.write_text(json.dumps(report, indent=1))
     for r in results:
         crashes = r["crashes"]
         assert isinstance(crashes, list)

@@ -124,3 +124,29 @@ def test_report_refuses_a_missing_folder(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_number_format(value: Any, shown: str) -> None:
     assert report.number(value) == shown
+
+
+def test_proof_runs_follow_the_benchmarks_with_each_limit_and_whether_it_held(
+    bench_out: Path,
+) -> None:
+    write(bench_out, "crash", {
+        "entries_target": 10000, "greens": 10004, "entries_in_ledger": 10004, "kills": 50,
+        "restarts": 50, "checks": 51, "power_loss": False, "seconds": 900.0, "failures": [],
+    })  # fmt: skip
+    write(bench_out, "soak_centre", {
+        "gates": 500, "seconds": 600, "requests_per_second": 33.0, "entries_per_second": 25.0,
+        "p50_ms": 8.0, "p95_ms": 40.0, "p99_ms": 90.0,
+        "by_kind": {"upload": {"requests": 15000, "p95_ms": 45.0}},
+        "errors": 3, "entries_sent": 15000, "entries_stored": 15000,
+        "stored_exactly_once": True, "server_rss_growth_mb": 1.5, "failed": ["errors"],
+    })  # fmt: skip
+    out = bench_out / "report.md"
+    report.build(bench_out, out, NOW)
+    text = out.read_text(encoding="utf-8")
+    proof = text.index("# Proof runs")
+    assert proof > text.index("## gate") and proof > text.index("## sync")
+    assert text.index("## soak_centre") < text.index("## crash")  # as make soak runs them
+    assert "| failed checks | 0 | 0 | yes |" in text
+    assert "| green lights seen | 10004 | ≥ 10000 | yes |" in text
+    assert "| errors (not 200, or no answer) | 3 | 0 | **no** |" in text
+    assert "**Failed: errors.**" in text

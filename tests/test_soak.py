@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import soak_centre, soak_gate
+from bench.report_proof import unread
 
 
 def test_gate_soak_records_every_person_and_drains(
@@ -37,6 +38,7 @@ def test_gate_soak_records_every_person_and_drains(
     assert sample["ledger_entries"] > 0 and "backlog" in sample
     assert {"rss_growth_mb", "fd_growth", "latency_ratio_last_first", "limits"} <= set(report)
     assert len(report["latency_slices"]) == 2
+    assert unread("soak_gate", report) == []  # the report can read every figure it names
 
 
 def test_centre_soak_stores_every_entry_once(
@@ -55,3 +57,4 @@ def test_centre_soak_stores_every_entry_once(
     assert report["by_kind"]["upload"]["requests"] >= 10
     assert report["by_kind"]["lists"]["requests"] >= 10
     assert report["server_rss_growth_mb"] is not None
+    assert unread("soak_centre", report) == []

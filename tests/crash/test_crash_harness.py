@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import crash
+from bench.report_proof import unread
 from gate_agent.ledger import Ledger
 
 
@@ -27,6 +28,7 @@ def test_every_green_survives_sigkills_of_the_running_gate(
     assert report["kills"] == 3 and report["checks"] == 4
     assert report["greens"] >= 24
     assert report["entries_in_ledger"] >= report["greens"]
+    assert report["benchmark"] == "crash" and unread("crash", report) == []
 
 
 def test_every_green_survives_power_cuts_beneath_the_running_gate(
@@ -44,6 +46,7 @@ def test_every_green_survives_power_cuts_beneath_the_running_gate(
     assert report["failures"] == []
     assert code == 0
     assert report["power_loss"] is True and report["kills"] == 2
+    assert report["benchmark"] == "crash_powerloss" and unread("crash", report) == []
 
 
 def test_the_checks_catch_a_green_the_ledger_lost(tmp_path: Path) -> None:

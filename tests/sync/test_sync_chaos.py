@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import ChaosFailure, Gate, run
+from bench.report_proof import unread
 from tests.sync.stream_helpers import STORES
 
 STEPS = 30
@@ -42,6 +43,7 @@ def test_a_seeded_chaos_run_keeps_every_invariant(
     # The same seed made the same schedule (reproducible), and the invariants held.
     assert summary["actions"] == dict(sorted(schedule.items()))
     assert summary["entries"] > 0 and summary["checks"] >= STEPS - 2
+    assert unread("chaos", {"seed": seed, "runs": [summary], "invariants": "held"}) == []
 
 
 def test_a_broken_invariant_names_the_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
