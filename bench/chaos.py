@@ -41,9 +41,9 @@ from typing import Any
 
 import httpx
 
+from bench.centre import ADMIN_TOKEN, enrol, free_port, make_centre_key
 from bench.common import report_header, write_report
 from bench.ledger import draft
-from bench.sync import ADMIN_TOKEN, _make_centre_key, enrol, free_port
 from gate_agent.clock import FakeClock
 from gate_agent.ledger import Ledger
 from gate_agent.uplink import Step, UplinkSettings, Uploader
@@ -434,7 +434,7 @@ def run(
     data = folder / "central"
     data.mkdir(parents=True)
     if dsn is not None:
-        _make_centre_key(data, dsn)  # over a shared database, before any server starts
+        make_centre_key(data, dsn)  # over a shared database, before any server starts
     streams = open_streams(data, dsn)
     ids = [f"CHAOS-{n}" for n in range(gates)]
     try:

@@ -42,9 +42,9 @@ from typing import Any
 
 import httpx
 
+from bench.centre import build_ledger, ledger_wire, serve_process
 from bench.common import report_header, write_report
 from bench.soak_gate import percentile, proc_sample
-from bench.sync import build_ledger, ledger_wire, serve_process
 from sync.protocol import Batch
 from sync.server.auth import new_enrol_code
 from sync.store import SqliteStreamStore, StreamStore
@@ -219,13 +219,13 @@ def soak(args: argparse.Namespace, folder: Path, dsn: str | None) -> dict[str, A
     data_dir = folder / "central"
     data_dir.mkdir()
     if dsn is not None:
-        from bench.sync import _make_centre_key, _pg_store  # noqa: PLC0415
+        from bench.centre import make_centre_key, pg_store  # noqa: PLC0415
 
-        _make_centre_key(data_dir, dsn)
+        make_centre_key(data_dir, dsn)
 
     def opener() -> StreamStore:
         if dsn is not None:
-            return _pg_store(dsn)
+            return pg_store(dsn)
         return SqliteStreamStore(data_dir / "central.sqlite3")
 
     with serve_process(data_dir, dsn, args.workers) as (url, server):

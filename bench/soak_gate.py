@@ -61,8 +61,8 @@ from typing import Any
 
 import httpx
 
+from bench.centre import free_port, serving
 from bench.common import report_header, write_report
-from bench.sync import free_port, serving
 from gate_agent import cli as agent_cli
 from gate_agent.config import load_config
 from gate_agent.ledger import Ledger, verify_ledger_file
