@@ -12,11 +12,9 @@ raises the alarm; 413 halves the batch; 401/403 raise the alarm (re-enrol the ga
 network errors, 429 and 5xx retry after full-jitter exponential backoff, honouring
 ``Retry-After``. An alarm stops uploads until an operator clears it.
 
-The same thread brings the centre's lists down (``refresh_lists``): when an
-acknowledgement names a list version newer than the gate's, and every
-``lists_poll_s`` otherwise, it asks for what is newer, checks the centre key's
-signature and applies the lists in one transaction. A refused document changes
-nothing and is recorded as the last error; uploads go on.
+The same thread brings the centre's lists down (``refresh_lists``, through
+``gate_agent.downlink.ListsDownlink``): when an acknowledgement names a list version
+newer than the gate's, and every ``lists_poll_s`` otherwise.
 """
 
 from __future__ import annotations
@@ -35,20 +33,18 @@ import httpx
 from pydantic import ValidationError
 
 from gate_agent.clock import Clock
+from gate_agent.downlink import ListsDownlink
 from gate_agent.errors import GateError
 from gate_agent.ledger import Ledger
-from gate_agent.ledger.state import ListChange
 from gate_agent.ledger.sync_state import SyncStatus
 from gate_agent.ledger.wire import wire_entry
 from gate_agent.uplink_http import (
     batch_path,
     full_jitter,
     gzip_json,
-    lists_path,
     make_client,
     retry_after_seconds,
 )
-from sync.lists import ListsPayload, ListsRefused, verify_lists
 from sync.protocol import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Ack, Batch, StreamConflict
 
 logger = logging.getLogger(__name__)
@@ -150,7 +146,15 @@ class Uploader:
         self._batch_limit = self._settings.max_entries
         self._failures = 0
         self._thread: threading.Thread | None = None
-        self._lists_checked_ns: int | None = None
+        self._downlink = ListsDownlink(
+            ledger,
+            self._client,
+            gate_id=gate_id,
+            token=token,
+            clock=clock,
+            poll_s=self._settings.lists_poll_s,
+            alarm=self._alarm,
+        )
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-encode")
         self._prefetch: tuple[int, int, int, Future[tuple[bytes | None, int] | None]] | None = None
 
@@ -207,98 +211,14 @@ class Uploader:
 
     # -- the lists coming down -----------------------------------------------------------------
 
-    def _held_versions(self) -> dict[str, int]:
-        state = self._ledger.state
-        return {
-            **state.list_versions(),
-            "directory": state.directory_status().version,
-            # Naming these asks the centre for them (and the settings only they explain).
-            **state.compound_versions(),
-        }
-
     def lists_due(self) -> bool:
         """Whether to ask for lists now: the centre said it has newer, or it is time."""
-        if self._lists_checked_ns is None:
-            return True
-        held = self._held_versions()
-        centre = self._ledger.sync.status().centre_list_versions
-        if any(version > held.get(name, 0) for name, version in centre.items()):
-            return True
-        waited_s = (self._clock.monotonic_ns() - self._lists_checked_ns) / 1e9
-        return waited_s >= self._settings.lists_poll_s
+        return self._downlink.due()
 
     def refresh_lists(self) -> list[str] | None:
-        """Fetch, verify and apply the lists newer than the gate's; the names applied.
-
-        None when nothing could be applied: no centre key pinned, the centre out of
-        reach or refusing, or a document that failed its checks (the last error says
-        which; nothing was changed).
-        """
-        state = self._ledger.state
-        trusted = state.centre_keys()
-        self._lists_checked_ns = self._clock.monotonic_ns()
-        if not trusted:
-            self._ledger.sync.record_error(
-                "no_centre_key", "no centre key is pinned: enrol the gate", self._clock.now()
-            )
-            return None
-        payload = self._fetch_lists(self._held_versions(), trusted)
-        if payload is None:
-            return None
-        changes = [
-            ListChange(u.name, u.version, u.items, u.base_version, u.removed) for u in payload.lists
-        ]
-        try:
-            applied = state.apply_changes(changes)
-        except ValueError as exc:
-            # A delta from a version the gate no longer holds (a lists file was imported
-            # meanwhile): ask for every list whole.
-            logger.warning("uplink: lists did not apply (%s); asking for snapshots", exc)
-            payload = self._fetch_lists(dict.fromkeys(self._held_versions(), 0), trusted)
-            if payload is None:
-                return None
-            changes = [ListChange(u.name, u.version, u.items) for u in payload.lists]
-            try:
-                applied = state.apply_changes(changes)
-            except ValueError as again:
-                self._ledger.sync.record_error("lists_rejected", str(again), self._clock.now())
-                return None
-        self._ledger.sync.record_lists_check(self._clock.now())
-        return applied
-
-    def _fetch_lists(
-        self, held: Mapping[str, int], trusted: Mapping[str, bytes]
-    ) -> ListsPayload | None:
-        try:
-            response = self._client.get(
-                lists_path(self._gate_id, held),
-                headers={"Authorization": f"Bearer {self._token}"},
-            )
-        except httpx.TransportError as exc:
-            self._ledger.sync.record_error(
-                "network", f"lists: {type(exc).__name__}: {exc}", self._clock.now()
-            )
-            return None
-        if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
-            self._alarm(
-                "unauthorized" if response.status_code == 401 else "forbidden",
-                f"the centre refused the gate's token (HTTP {response.status_code}):"
-                " enrol the gate again",
-            )
-            return None
-        if response.status_code != httpx.codes.OK:
-            self._ledger.sync.record_error(
-                f"http_{response.status_code}",
-                f"lists: HTTP {response.status_code}: {response.text[:200]}",
-                self._clock.now(),
-            )
-            return None
-        try:
-            return verify_lists(response.content, trusted, gate_id=self._gate_id)
-        except ListsRefused as exc:
-            logger.error("uplink: lists refused: %s", exc)
-            self._ledger.sync.record_error(exc.code, exc.detail, self._clock.now())
-            return None
+        """Fetch, verify and apply the lists newer than the gate's; the names applied
+        (None when nothing could be applied: see ``ListsDownlink.refresh``)."""
+        return self._downlink.refresh()
 
     # -- uploading ---------------------------------------------------------------------------
 
