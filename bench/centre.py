@@ -78,6 +78,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once ``gate-sync serve`` at ``url`` answers; raise with its log if it died."""
+    deadline = time.monotonic() + 120  # reached only when the server is broken
+    while True:
+        try:
+            httpx.get(f"{url}/v1/admin/gates", timeout=1)
+            return
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                err = log.read_text(encoding="utf-8", errors="replace")
+                raise RuntimeError(f"gate-sync serve did not start: {err[-800:]}") from None
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def serving(data_dir: Path, dsn: str | None, workers: int = 1) -> Iterator[str]:
     """``gate-sync serve`` on a free loopback port, as an operator starts it; its URL."""
@@ -109,16 +123,7 @@ def serve_process(
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # reached only when the server is broken
-        while True:
-            try:
-                httpx.get(f"{url}/v1/admin/gates", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    err = log_path.read_text(encoding="utf-8", errors="replace")
-                    raise RuntimeError(f"gate-sync serve did not start: {err[-500:]}") from None
-                time.sleep(0.1)
+        wait_serving(url, process, log_path)
         yield url, process
     finally:
         process.terminate()

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from bench.centre import ADMIN_TOKEN, enrol, free_port, make_centre_key
+from bench.centre import ADMIN_TOKEN, enrol, free_port, make_centre_key, wait_serving
 from bench.common import report_header, write_report
 from bench.ledger import draft
 from gate_agent.clock import FakeClock
@@ -98,17 +98,7 @@ class Server:
             command += ["--dsn", self.dsn]
         with (self.data_dir / "serve.log").open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120  # reached only when the server is broken
-        while True:
-            try:
-                httpx.get(f"{self.url}/v1/admin/gates", timeout=1)
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"gate-sync serve did not start: {self.log()[-800:]}"
-                    ) from None
-                time.sleep(0.05)
+        wait_serving(self.url, self.process, self.data_dir / "serve.log")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no flush."""

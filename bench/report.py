@@ -25,7 +25,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from bench.common import git_commit
-from bench.report_proof import PROOF_ORDER, SECTIONS, proof_section
+from bench.report_proof import PROOF_ORDER, SECTIONS, proof_section, section_head
 
 LATENCY_PNG = "decision_latency.png"
 DRAIN_PNG = "backlog_drain.png"
@@ -179,16 +179,9 @@ def machine_section(reports: dict[str, dict[str, Any]]) -> list[str]:
 
 def benchmark_section(name: str, report: dict[str, Any]) -> list[str]:
     """One benchmark's table: figure | value | baseline | ratio | what the baseline is."""
-    env = report.get("environment", {})
-    lines = [
-        f"## {name}",
-        "",
-        f"`{report['_file']}`, {report.get('when', 'unknown time')}, "
-        f"commit {env.get('git_commit', 'unknown')}.",
-        "",
-    ]
+    lines = section_head(name, report)
     if "skipped" in report:
-        return [*lines, f"Skipped: {report['skipped']}", ""]
+        return lines
     rows = report.get("vs_baseline")
     if not rows:
         return [*lines, "No figures beside a baseline in this JSON (`vs_baseline` missing).", ""]

@@ -157,8 +157,8 @@ def _cell(value: Any) -> str:
     return "–" if value is None or value == "" else str(value).replace("|", "\\|")
 
 
-def proof_section(name: str, report: dict[str, Any]) -> list[str]:
-    """A proof run's table of checks, figures, limits and whether each held."""
+def section_head(name: str, report: dict[str, Any]) -> list[str]:
+    """A section's title and where its figures come from, or why it was skipped."""
     env = report.get("environment", {})
     lines = [
         f"## {name}",
@@ -168,7 +168,15 @@ def proof_section(name: str, report: dict[str, Any]) -> list[str]:
         "",
     ]
     if "skipped" in report:
-        return [*lines, f"Skipped: {report['skipped']}", ""]
+        lines += [f"Skipped: {report['skipped']}", ""]
+    return lines
+
+
+def proof_section(name: str, report: dict[str, Any]) -> list[str]:
+    """A proof run's table of checks, figures, limits and whether each held."""
+    lines = section_head(name, report)
+    if "skipped" in report:
+        return lines
     lines += ["| what | figure | limit | held |", "|---|--:|---|---|"]
     for what, value, limit, held in SECTIONS[name](report):
         mark = "–" if held is None else ("yes" if held else "**no**")
