@@ -36,6 +36,8 @@ def _soak_gate(r: dict[str, Any]) -> list[Row]:
         ("ledger chain intact", r.get("ledger_chain_ok"), "true", r.get("ledger_chain_ok")),
         ("RSS growth, MB (floor and peaks)", r.get("rss_growth_mb"), f"≤ {rss_limit}",
          _at_most(r.get("rss_growth_mb"), rss_limit)),
+        ("of which SQLite (its caches fill as the ledger grows), MB",
+         r.get("sqlite_memory_growth_mb"), "", None),
         ("RSS floor first → last window, MB",
          f"{r.get('rss_mb_first_window', {}).get('min')} → "
          f"{r.get('rss_mb_last_window', {}).get('min')}", "", None),

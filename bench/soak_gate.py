@@ -193,6 +193,7 @@ def scrape(url: str) -> dict[str, float]:
         "gate_ledger_entries": "ledger_entries",
         "gate_decision_latency_seconds_count": "decisions",
         "gate_decision_latency_seconds_sum": "decision_seconds_sum",
+        "gate_sqlite_memory_bytes": "sqlite_bytes",
     }
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -355,6 +356,15 @@ def summarise(
     floor_growth = round(min(r["rss_mb"] for r in last) - min(r["rss_mb"] for r in first), 2)
     peak_growth = round(max(r["rss_mb"] for r in last) - max(r["rss_mb"] for r in first), 2)
     rss_growth = max(floor_growth, peak_growth)
+    # SQLite's share (its page cache fills as the ledger grows, up to its bound): medians.
+    sqlite_mb = [
+        [r["sqlite_bytes"] / 2**20 for r in rows if "sqlite_bytes" in r] for rows in (first, last)
+    ]
+    sqlite_growth = (
+        round(statistics.median(sqlite_mb[1]) - statistics.median(sqlite_mb[0]), 2)
+        if all(sqlite_mb)
+        else None
+    )
     fd_growth = med(last, "fds") - med(first, "fds")
     slice_s = (run_s - warmup) / args.slices
     slices = []
@@ -400,6 +410,7 @@ def summarise(
         "rss_floor_growth_mb": floor_growth,
         "rss_peak_growth_mb": peak_growth,
         "rss_growth_mb": rss_growth,
+        "sqlite_memory_growth_mb": sqlite_growth,
         "fds_first_window": med(first, "fds"),
         "fds_last_window": med(last, "fds"),
         "fd_growth": fd_growth,
@@ -413,6 +424,8 @@ def summarise(
             "rss_peak_growth_mb (the same with the most); window = min(600 s, a quarter "
             "of the time after warm-up)",
             "fd_growth": "the same with open file descriptors (medians)",
+            "sqlite_memory_growth_mb": "how much of it SQLite's own allocator took: "
+            "gate_sqlite_memory_bytes, median of the last window minus the first's",
             "latency_ratio_last_first": "p50 of the last latency slice over the first",
         },
         "limits": {

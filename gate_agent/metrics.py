@@ -32,6 +32,7 @@ from gate_agent.core.reasons import GateMode
 from gate_agent.errors import LedgerError
 from gate_agent.hardware.board import THROTTLED_FLAGS, BoardReader, BoardReading
 from gate_agent.housekeeping import disk_usage
+from gate_agent.ledger.db import sqlite_memory_bytes
 from gate_agent.station import ScanResult
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,13 @@ class GateCollector(Collector):
         yield _gauge("gate_ledger_entries", "Entries in the ledger", gate.ledger.count())
         size = ledger_bytes(gate.ledger.path)
         yield _gauge("gate_ledger_bytes", "Ledger file and write-ahead log, bytes", size)
+        held = sqlite_memory_bytes()
+        if held is not None:
+            yield _gauge(
+                "gate_sqlite_memory_bytes",
+                "Bytes SQLite holds in the agent (page caches, schemas, statements)",
+                held,
+            )
 
     def _sync(self, gate: Gate) -> Iterator[Metric]:
         if gate.uploader is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import sqlite3
 import threading
@@ -247,3 +249,27 @@ class Store:
         if self._db is None:
             raise LedgerError(f"ledger {self.path} is closed")
         return self._db
+
+
+def sqlite_memory_bytes() -> int | None:
+    """Bytes SQLite's allocator holds in this process (page caches, schemas, statements).
+
+    Read through ``sqlite3_memory_used`` of the library the ``sqlite3`` module is linked
+    against; None where it cannot be reached. The soak follows it beside the resident
+    size, to tell SQLite's bounded caches from memory that keeps growing.
+    """
+    function = _memory_used()
+    return None if function is None else int(function())
+
+
+@functools.cache
+def _memory_used() -> Any:
+    try:
+        import _sqlite3  # noqa: PLC0415 - the C module, only for its library's handle
+
+        function = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    except (OSError, AttributeError, ImportError):
+        return None
+    function.restype = ctypes.c_int64
+    function.argtypes = []
+    return function

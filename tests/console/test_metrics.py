@@ -59,6 +59,7 @@ def test_metrics_count_scans_by_outcome_and_reason(console: ConsoleSite) -> None
     assert m["gate_decode_seconds_sum", ()] > 0
     assert m["gate_ledger_entries", ()] == 2
     assert m["gate_ledger_bytes", ()] > 0
+    assert m["gate_sqlite_memory_bytes", ()] > 0  # the ledger connection's cache and schema
     assert m["gate_sync_backlog_entries", ()] == 2  # this gate does not sync
     assert m["gate_sync_configured", ()] == 0
     assert ("gate_sync_last_success_timestamp_seconds", ()) not in m
