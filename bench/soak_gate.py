@@ -259,12 +259,11 @@ def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         sh(*gate, "sync", "enrol", "--code", code.strip())
         sh(*gate, "lists", "import", str(folder / "lists.json"))
 
-        # Each visit: the pass shown, the decision awaited, then `pace` seconds of nobody.
-        pace = max(0.1, args.interval - args.visit_overhead_seconds)
+        # A person every `interval` seconds: the visit, then nobody until the next.
         decisions: list[dict[str, Any]] = []
         samples: list[dict[str, Any]] = []
         command = [*gate, "demo", "--scenario", str(scenario), "--passes", str(passes),
-                   "--rounds", "0", "--pace", f"{pace:.2f}"]  # fmt: skip
+                   "--rounds", "0", "--every", f"{args.interval:g}"]  # fmt: skip
         started = time.monotonic()  # set again once the console answers
         with agent(command, folder / "demo.log") as process:
             assert process.stdout is not None
@@ -326,7 +325,7 @@ def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "ledger_chain_ok": verified.ok,
         "centre_stored_through": stored,
         "drain_after_restart_seconds": round(drain_seconds, 1),
-        "pace_seconds": round(pace, 2),
+        "every_seconds": args.interval,
     })  # fmt: skip
 
 
@@ -474,13 +473,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--slices", type=int, default=6, help="latency slices after warm-up")
     parser.add_argument("--latency-ratio-max", type=float, default=1.5)
-    parser.add_argument(
-        "--visit-overhead-seconds",
-        type=float,
-        default=1.0,
-        help="what a visit takes besides its pause (the pass shown, read, "
-        "the temperature taken, the decision): taken off --interval",
-    )
     parser.add_argument(
         "--report-only",
         action="store_true",

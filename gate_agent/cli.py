@@ -92,10 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", type=Path, required=True, help="a JSON list of visits")
     demo.add_argument("--passes", type=Path, required=True, help="folder of <name>.txt passes")
     demo.add_argument("--rounds", type=int, default=1, help="times through; 0: until Ctrl-C")
-    demo.add_argument("--pace", type=float, default=0.3, help="seconds between visitors")
+    spacing = demo.add_mutually_exclusive_group()
+    spacing.add_argument(
+        "--pace", type=float, default=0.3, help="seconds of nobody after each decision"
+    )
+    spacing.add_argument(
+        "--every", type=float, help="a visitor every so many seconds (instead of --pace)"
+    )
     demo.set_defaults(
         handler=lambda args: commands_.demo(
-            _config(args), args.scenario, args.passes, rounds=args.rounds, pace_s=args.pace
+            _config(args),
+            args.scenario,
+            args.passes,
+            rounds=args.rounds,
+            pace_s=args.pace,
+            every_s=args.every,
         )
     )
 

@@ -151,7 +151,15 @@ def _interrupt(number: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def demo(config: GateConfig, scenario: Path, passes: Path, *, rounds: int, pace_s: float) -> int:
+def demo(
+    config: GateConfig,
+    scenario: Path,
+    passes: Path,
+    *,
+    rounds: int,
+    pace_s: float,
+    every_s: float | None = None,
+) -> int:
     """Walk the scripted visitors through a simulated gate, printing each decision.
 
     The console is served meanwhile; with ``rounds`` 0 the visitors keep coming
@@ -180,7 +188,11 @@ def demo(config: GateConfig, scenario: Path, passes: Path, *, rounds: int, pace_
         try:
             while rounds == 0 or done < rounds:
                 results = run_visits(
-                    gate, visits, on_decision=lambda v, e: print(describe(v, e)), gap_s=pace_s
+                    gate,
+                    visits,
+                    on_decision=lambda v, e: print(describe(v, e)),
+                    gap_s=pace_s,
+                    period_s=every_s,
                 )
                 undecided += sum(1 for r in results if r is None)
                 done += 1

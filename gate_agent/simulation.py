@@ -67,8 +67,13 @@ def run_visits(
     on_decision: Callable[[Visit, GateEvent | None], None],
     timeout_s: float = 5.0,
     gap_s: float = 0.3,
+    period_s: float | None = None,
 ) -> list[GateEvent | None]:
-    """Walk each visitor through the gate and report each decision as it happens."""
+    """Walk each visitor through the gate and report each decision as it happens.
+
+    Between visitors: ``gap_s`` of nobody after each decision, or with ``period_s`` a
+    visitor every so many seconds (each visit and the quiet after it take that long).
+    """
     thermometer = gate.simulated_thermometer() if gate.thermometer is not None else None
     subscription = gate.events.subscribe()
     results: list[GateEvent | None] = []
@@ -76,6 +81,7 @@ def run_visits(
         for visit in visits:
             if visit.rest_seconds:
                 time.sleep(visit.rest_seconds)
+            started = time.monotonic()
             camera = gate.simulated_camera(visit.lane)
             if thermometer is not None:
                 if visit.body_celsius is None:
@@ -89,7 +95,10 @@ def run_visits(
             camera.show_nothing()
             if thermometer is not None:
                 thermometer.clear()
-            time.sleep(gap_s)
+            if period_s is None:
+                time.sleep(gap_s)
+            else:
+                time.sleep(max(0.0, started + period_s - time.monotonic()))
     finally:
         subscription.close()
     return results

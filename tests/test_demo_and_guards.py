@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
 
-from gate_agent import cli
+from gate_agent import cli, simulation
 from gate_agent.assemble import open_gate
 from gate_agent.config import load_config
 from tests.limits import PATIENCE_S
@@ -104,6 +106,25 @@ def test_the_endless_demo_stops_on_a_signal_even_from_a_background_job(
         process.communicate()
     assert process.returncode == 0, out
     assert "stopping" in out and "chain intact" in out
+
+
+def test_the_demo_can_send_a_visitor_every_so_many_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found by the hour's soak: it took 1 s off its 2 s interval for "the visit itself",
+    # which takes a fifth of that, and sent 51 people a minute instead of 30. With
+    # --every each visit and the quiet after it take the period, whatever the visit took.
+    path, passes, scenario = demo_files(tmp_path)
+    waits: list[float] = []
+    clock = types.SimpleNamespace(monotonic=time.monotonic, sleep=waits.append)
+    monkeypatch.setattr(simulation, "time", clock)  # the demo's waits only, not the gate's
+    code = cli.main(["--config", str(path), "demo", "--scenario", str(scenario),
+                     "--passes", str(passes), "--rounds", "1", "--every", "60"])  # fmt: skip
+    assert code == 0, capsys.readouterr().out
+    assert len(waits) == 2 and all(55 < wait < 60 for wait in waits)  # 60 s less the visit
+    code = cli.main(["--config", str(path), "demo", "--scenario", str(scenario),
+                     "--passes", str(passes), "--rounds", "1", "--pace", "7"])  # fmt: skip
+    assert code == 0 and waits[2:] == [7.0, 7.0]
 
 
 def test_a_scenario_naming_a_missing_pass_is_a_clear_error(
