@@ -29,6 +29,13 @@ WORKER_ARGV = "GATE_SYNC_SERVE_ARGV"
 OpenStreams = Callable[[argparse.Namespace], StreamStore]
 
 
+#: Seconds an idle connection is kept open. Longer than a gate's lists poll (60 s), so a
+#: gate's next request never meets the server closing its connection at the same moment
+#: (uvicorn's default, 5 s, equals the upload poll: found by the 500-gate soak, a lists
+#: poll answered by a dropped connection).
+KEEP_ALIVE_S = 75
+
+
 def register(
     commands: Any,
     dsn_option: Callable[[argparse.ArgumentParser], None],
@@ -163,7 +170,7 @@ def _serve(args: argparse.Namespace, issuer: Issuer, open_streams: OpenStreams) 
     # journal when hundreds of gates upload (--access-log turns it on).
     options: dict[str, Any] = {
         "host": args.host, "port": args.port, "log_level": "info",
-        "access_log": args.access_log,
+        "access_log": args.access_log, "timeout_keep_alive": KEEP_ALIVE_S,
     }  # fmt: skip
     # Read before any worker starts, and taken out of the environment they inherit:
     # systemd hears the main process only (NotifyAccess=main).
