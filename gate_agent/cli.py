@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gate_agent import allocator, housekeeping
 from gate_agent import calibrate as calibrate_
 from gate_agent import commands as commands_
-from gate_agent import housekeeping
 from gate_agent.assess import Assessor, Evaluation
 from gate_agent.bundle_export import ExportRefused, export_bundle
 from gate_agent.clock import SystemClock
@@ -41,6 +41,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".
 EXIT_CODES = {Outcome.ALLOW: 0, Outcome.DENY: 3, Outcome.RECHECK: 4}
 #: `export-bundle` exit codes by refusal code.
 EXPORT_EXIT_CODES = {"not_enrolled": 2, "nothing_to_export": 3, "bad_from_seq": 2}
+#: Commands that run for hours or weeks, and so get glibc's allocator set for it.
+LONG_RUNNING = frozenset({"run", "demo"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.INFO if args.command == "run" else logging.WARNING
     configure_logging(level, identifier="gate-agent", target=args.log_target)
+    if args.command in LONG_RUNNING:
+        tuning = allocator.tune()  # before any thread starts
+        logging.getLogger("gate_agent").info("allocator: %s", tuning.applied or tuning.reason)
     try:
         result: int = args.handler(args)
         return result
