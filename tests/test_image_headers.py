@@ -164,6 +164,15 @@ def test_an_ordinary_jpeg_pass_from_the_fuzz_corpus_still_decodes(tmp_path: Path
     assert len(decode_image_file(path, QrDecoder()).texts) == 1
 
 
+def test_a_whole_webp_shorter_than_opencv_will_look_at_still_decodes(tmp_path: Path) -> None:
+    # libwebp's 1x1 lossless image is 30 bytes; OpenCV refuses buffers under 32.
+    tiny = bytes.fromhex("5249464616000000574542505650384c0a0000002f00000000451723fa1f")
+    assert len(tiny) == 30
+    path = tmp_path / "1x1.webp"
+    path.write_bytes(tiny)
+    assert load_gray(path).shape == (1, 1)
+
+
 def test_a_truncated_header_is_not_a_size(tmp_path: Path) -> None:
     for name, build in BUILDERS.items():
         data = build(30_000, 30_000)

@@ -64,6 +64,10 @@ def to_gray(frame: NDArray[Any]) -> Gray:
     return np.ascontiguousarray(gray, dtype=np.uint8)
 
 
+#: The least OpenCV's WebP reader takes (WEBP_HEADER_SIZE in its grfmt_webp.cpp).
+_WEBP_MIN_BUFFER = 32
+
+
 def load_gray(path: Path) -> Gray:
     """Read an image file (PNG, JPEG, WebP, BMP, TIFF, ...) as `Gray`; ImageError if unreadable."""
     try:
@@ -83,6 +87,10 @@ def load_gray(path: Path) -> Gray:
             f"{path}: the {name} header declares {width}x{height} pixels, more than the"
             f" {MAX_IMAGE_PIXELS:,} a gate decodes (damaged, or not a photo of a pass)"
         )
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) < _WEBP_MIN_BUFFER:
+        # OpenCV's WebP reader wants 32 bytes before it looks, though a tiny image
+        # (libwebp writes a 1x1 in 30) is whole in fewer; libwebp reads to the RIFF size.
+        data = data.ljust(_WEBP_MIN_BUFFER, b"\0")
     # imdecode on bytes rather than imread on a path: imread cannot open non-ASCII paths
     # on every platform. UNCHANGED keeps alpha so to_gray can composite it over white.
     buffer = np.frombuffer(data, dtype=np.uint8)
