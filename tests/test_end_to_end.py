@@ -248,6 +248,8 @@ def _decode_folder(folder: Path) -> dict[str, list[str]]:
         [script, "decode", "--json", str(folder)], capture_output=True, text=True, check=False
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
+    # every file in the set is a whole image: none may come back as an error
+    assert [r for r in lines if "error" in r] == [] and result.returncode == 0, result.stderr
     return {str(Path(r["image"]).relative_to(folder)): r["texts"] for r in lines}
 
 
