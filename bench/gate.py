@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.common import report_header, versus, write_report
 from bench.decode import DEFAULT_PHOTOS, decode_figures, empty_frame_figures
+from gate_agent import allocator
 from gate_agent.assemble import open_gate
 from gate_agent.config import GateConfig, load_config
 from gate_agent.core.passes import PassFields, PassKind, Scope, key_id, mask_name, sign
@@ -232,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--persons", type=int, default=40)
     args = parser.parse_args(argv)
+    # The gate's own allocator settings (gate-agent run sets them), so the figures
+    # include what mapping each frame costs; the baselines run under the same.
+    tuning = allocator.tune()
     report: dict[str, Any] = report_header("gate", ("opencv-python-headless", "zxing-cpp"))
+    report["allocator"] = tuning.applied or tuning.reason
     if (args.photos / "positives" / "manifest.json").is_file():
         report["decode"] = decode_figures(args.photos, args.repeat)
     else:
