@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import sys
@@ -11,11 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gate_agent import allocator, housekeeping
+from gate_agent import allocator, cli_centre, housekeeping
 from gate_agent import calibrate as calibrate_
 from gate_agent import commands as commands_
 from gate_agent.assess import Assessor, Evaluation
-from gate_agent.bundle_export import ExportRefused, export_bundle
 from gate_agent.clock import SystemClock
 from gate_agent.config import GateConfig, config_path, load_config
 from gate_agent.console.auth import Roster
@@ -28,19 +26,13 @@ from gate_agent.errors import GateError
 from gate_agent.hardware.decoder import QrDecoder, decode_image_file
 from gate_agent.journal import configure_logging
 from gate_agent.ledger.entries import Ledger
-from gate_agent.ledger.state import ListChange
 from gate_agent.ledger.verify import verify_ledger_file
 from gate_agent.records import temperature_fields
-from gate_agent.uplink_http import enrol, load_token, save_token, token_path
-from sync.bundle import BUNDLE_SUFFIX
-from sync.lists import ListsRefused, centre_key_id, verify_lists
 
 #: What a folder given to `decode` is searched for.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"})
 #: `check` exit codes, so scripts can branch on the outcome.
 EXIT_CODES = {Outcome.ALLOW: 0, Outcome.DENY: 3, Outcome.RECHECK: 4}
-#: `export-bundle` exit codes by refusal code.
-EXPORT_EXIT_CODES = {"not_enrolled": 2, "nothing_to_export": 3, "bad_from_seq": 2}
 #: Commands that run for hours or weeks, and so get glibc's allocator set for it.
 LONG_RUNNING = frozenset({"run", "demo"})
 
@@ -115,28 +107,6 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
 
-    sync = commands.add_parser("sync", help="uploading to the central sync server")
-    sync_commands = sync.add_subparsers(dest="sync_command", required=True)
-    enrol_ = sync_commands.add_parser("enrol", help="enrol with a one-time code from the centre")
-    enrol_.add_argument("--code", required=True, help="from `gate-sync gates enrol GATE_ID`")
-    enrol_.set_defaults(handler=_sync_enrol)
-    sync_commands.add_parser("status", help="backlog, last success, alarm").set_defaults(
-        handler=_sync_status
-    )
-
-    export = commands.add_parser(
-        "export-bundle", help="write the unsynced entries to a signed file (for a USB stick)"
-    )
-    export.add_argument(
-        "path", type=Path, help=f"file to write, or a folder to write a {BUNDLE_SUFFIX} file in"
-    )
-    export.add_argument(
-        "--from-seq",
-        type=int,
-        help="start at this entry rather than after the centre's cursor (a lost stick)",
-    )
-    export.set_defaults(handler=_export_bundle)
-
     guards = commands.add_parser("guards", help="guards' shift PINs for the console")
     guards_commands = guards.add_subparsers(dest="guards_command", required=True)
     add = guards_commands.add_parser("add", help="put a guard on shift; prints their PIN")
@@ -179,19 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("path", nargs="?", type=Path, help="ledger file (default: the config's)")
     verify.set_defaults(handler=_verify_ledger)
 
-    lists = commands.add_parser("lists", help="the centre's lists held by this gate")
-    lists_commands = lists.add_subparsers(dest="lists_command", required=True)
-    load = lists_commands.add_parser("import", help="apply a signed lists file (offline path)")
-    load.add_argument("bundle", type=Path)
-    load.add_argument(
-        "--trust-key",
-        metavar="'ID PUBKEY'",
-        help="a gate not yet enrolled: the centre key to pin, as `gate-sync keys centre` prints",
-    )
-    load.set_defaults(handler=_lists_import)
-    lists_commands.add_parser("show", help="list versions and sizes").set_defaults(
-        handler=_lists_show
-    )
+    cli_centre.register(commands, _config)
     return parser
 
 
@@ -222,65 +180,6 @@ def _guards_remove(args: argparse.Namespace) -> int:
     removed = _roster(args).remove(args.name)
     print(f"{args.name}: {'shift ended' if removed else 'was not on shift'}")
     return 0 if removed else 1
-
-
-def _sync_enrol(args: argparse.Namespace) -> int:
-    config = _config(args)
-    if not config.sync.server_url:
-        raise ValueError("set [sync] server_url in the config first")
-    enrolment = enrol(
-        config.sync.server_url, config.gate.id, args.code, place=config.gate.identity()
-    )
-    with _open_ledger(config) as ledger:
-        # The key first: a token without it would fetch lists the gate cannot trust.
-        ledger.state.pin_centre_key(
-            enrolment.centre_kid,
-            enrolment.centre_public_key,
-            by=f"enrolment with {config.sync.server_url}",
-            at=datetime.now(UTC),
-        )
-        save_token(token_path(config.gate.data_dir), enrolment.token)
-        ledger.sync.clear_alarm()
-    print(
-        f"gate {config.gate.id} enrolled with {config.sync.server_url}"
-        f" (centre key {enrolment.centre_kid}); restart the agent"
-    )
-    return 0
-
-
-def _sync_status(args: argparse.Namespace) -> int:
-    with _open_ledger(_config(args)) as ledger:
-        status = ledger.sync.status()
-    print(f"stream {status.stream_id}: acknowledged through {status.acked_through} "
-          f"of {status.last_seq}, backlog {status.backlog}")  # fmt: skip
-    print(f"last success: {status.last_success_at or 'never'}")
-    if status.alarm_code:
-        print(f"ALARM {status.alarm_code}: {status.alarm_text}")
-        return 2
-    return 0
-
-
-def _export_bundle(args: argparse.Namespace) -> int:
-    config = _config(args)
-    token = load_token(token_path(config.gate.data_dir))
-    with _open_ledger(config) as ledger:
-        path = args.path
-        if path.is_dir():
-            last = ledger.last_seq()
-            path = path / f"{config.gate.id}-{ledger.stream_id[:8]}-{last}{BUNDLE_SUFFIX}"
-        try:
-            summary = export_bundle(
-                ledger, path, token=token, clock=SystemClock(), from_seq=args.from_seq
-            )
-        except ExportRefused as exc:
-            print(f"gate-agent: export refused [{exc.code}]: {exc.detail}", file=sys.stderr)
-            return EXPORT_EXIT_CODES[exc.code]
-    print(
-        f"{summary.path}: entries {summary.first_seq}..{summary.last_seq} of stream"
-        f" {summary.stream_id} ({summary.size_bytes} bytes); the centre had acknowledged"
-        f" through {summary.acked_through}. Import it with `gate-sync import-bundle`."
-    )
-    return 0
 
 
 def _open_ledger(config: GateConfig) -> Ledger:
@@ -434,74 +333,6 @@ def _verify_ledger(args: argparse.Namespace) -> int:
         return 0
     print(f"{path}: BROKEN at entry {report.first_break_seq}: {report.problem}")
     return 2
-
-
-def _lists_import(args: argparse.Namespace) -> int:
-    config = _config(args)
-    document = args.bundle.read_bytes()
-    with _open_ledger(config) as ledger:
-        state = ledger.state
-        trusted = state.centre_keys()
-        if not trusted:
-            trusted = _first_centre_key(document, args.trust_key)
-        try:
-            payload = verify_lists(document, trusted, gate_id=config.gate.id)
-        except ListsRefused as exc:
-            raise ValueError(f"{args.bundle}: refused ({exc.code}): {exc.detail}") from exc
-        if not state.centre_keys():
-            ((kid, public),) = trusted.items()
-            state.pin_centre_key(
-                kid, public, by=f"lists import {args.bundle}", at=datetime.now(UTC)
-            )
-        changes = [
-            ListChange(u.name, u.version, u.items, u.base_version, u.removed) for u in payload.lists
-        ]
-        applied = state.apply_changes(changes)
-        versions = {**state.list_versions(), "directory": state.directory_status().version}
-    for name, version in sorted(versions.items()):
-        print(f"{name}: version {version} ({'applied' if name in applied else 'unchanged'})")
-    return 0
-
-
-def _first_centre_key(document: bytes, trust_key: str | None) -> dict[str, bytes]:
-    """A gate that never enrolled trusts the key an operator names, read off the file."""
-    try:
-        parsed = json.loads(document)
-        kid = parsed["kid"]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise ValueError("not a signed lists file (gate-sync lists export)") from exc
-    if trust_key is None:
-        raise ValueError(
-            f"no centre key is pinned yet: the file is signed by {kid}. Check that id with"
-            " `gate-sync keys centre` at the centre, then repeat with --trust-key ID PUBKEY"
-        )
-    key_id_text, _, public_text = trust_key.partition(" ")
-    try:
-        public = base64.b64decode(public_text.strip(), validate=True)
-    except ValueError as exc:
-        raise ValueError("--trust-key is 'ID PUBKEY' as `gate-sync keys centre` prints") from exc
-    if len(public) != 32 or centre_key_id(public) != key_id_text:
-        raise ValueError("--trust-key is 'ID PUBKEY' as `gate-sync keys centre` prints")
-    return {key_id_text: public}
-
-
-def _lists_show(args: argparse.Namespace) -> int:
-    config = _config(args)
-    with _open_ledger(config) as ledger:
-        state = ledger.state
-        versions = state.list_versions()
-        sizes = {
-            "keys": len(state.issuer_keys()),
-            "revocations": len(state.revoked_pass_ids()),
-            "isolations": len(state.isolations()),
-            "settings": len(state.settings()),
-        }
-        ages = state.list_ages(datetime.now(UTC))
-    for name, version in sorted(versions.items()):
-        age = ages.get(name)
-        since = f", applied {age} ago" if age is not None else ""
-        print(f"{name}: version {version}, {sizes.get(name, 0)} items{since}")
-    return 0
 
 
 if __name__ == "__main__":
