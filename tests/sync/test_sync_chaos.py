@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import ChaosFailure, Gate, run
+from bench.chaos import run
+from bench.chaos_parts import ChaosFailure, Gate
 from bench.report_proof import unread
 from tests.sync.stream_helpers import STORES
 
