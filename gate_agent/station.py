@@ -51,6 +51,7 @@ from gate_agent.sampler import SensorState, ThermometerSampler
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _RECENT_SCANS = 200  # scans a handheld reading can still be attached to
+_LANE_PAUSE_S = 0.2  # after a lane's frame failed unforeseen, before it reads again
 
 
 @dataclass(frozen=True)
@@ -223,25 +224,35 @@ class Station:
             # A lane whose camera is unplugged still turns (read times out): a fault the
             # guard sees, not a hang. One stuck in a driver or the decoder stops beating.
             self._beat(beat)
-            frame = lane.source.read(timeout_s=0.2)
-            self._note_health(lane)
-            if frame is None:
-                continue
-            started = self.clock.monotonic_ns()
             try:
-                codes = self.decoder.decode(frame.gray)
-            except (ImageError, ValueError) as exc:
-                # One bad frame never stops the loop.
+                self._look(lane, debouncer)
+            except Exception:
+                # Nothing a camera driver or a native decoder raises ends the lane: the
+                # frame is counted bad, the camera's state shows on the console, and the
+                # lane turns on after a pause (a source failing at once is no busy loop).
                 self.stats.bad_frames += 1
-                log.warning("lane %s: frame %d not decodable: %s", lane.name, frame.seq, exc)
-                continue
-            if self.on_decoded is not None:
-                self.on_decoded((self.clock.monotonic_ns() - started) / _NS)
-            for code in codes:
-                if debouncer.admit(code.text, frame.captured_ns):
-                    self._offer(
-                        ScanRequest(code.text, lane.direction, lane.name, frame.captured_ns)
-                    )
+                log.exception("lane %s: a frame could not be taken", lane.name)
+                self._stop.wait(_LANE_PAUSE_S)
+
+    def _look(self, lane: Lane, debouncer: Debouncer) -> None:
+        """Read one frame of ``lane``, decode it and offer each new code to the worker."""
+        frame = lane.source.read(timeout_s=0.2)
+        self._note_health(lane)
+        if frame is None:
+            return
+        started = self.clock.monotonic_ns()
+        try:
+            codes = self.decoder.decode(frame.gray)
+        except (ImageError, ValueError) as exc:
+            # One bad frame never stops the loop.
+            self.stats.bad_frames += 1
+            log.warning("lane %s: frame %d not decodable: %s", lane.name, frame.seq, exc)
+            return
+        if self.on_decoded is not None:
+            self.on_decoded((self.clock.monotonic_ns() - started) / _NS)
+        for code in codes:
+            if debouncer.admit(code.text, frame.captured_ns):
+                self._offer(ScanRequest(code.text, lane.direction, lane.name, frame.captured_ns))
 
     def _offer(self, request: ScanRequest) -> None:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,6 +22,7 @@ from gate_agent.config import GateConfig
 from gate_agent.core.passes import PassFields, PassKind, Scope, key_id, sign
 from gate_agent.core.reasons import Direction
 from gate_agent.events import GateEvent
+from gate_agent.hardware.camera import Frame
 from gate_agent.hardware.decoder import DecodedCode, QrDecoder
 from gate_agent.hardware.images import Gray
 from gate_agent.hardware.signals import press_guard_button
@@ -225,21 +227,44 @@ def test_the_live_loop_reads_passes_from_the_cameras(tmp_path: Path) -> None:
 class FlakyDecoder:
     """A decoder port that fails on its first frame, as a corrupt frame would."""
 
-    def __init__(self) -> None:
+    def __init__(self, error: Exception) -> None:
         self.calls = 0
+        self.error = error
         self.real = QrDecoder()
 
     def decode(self, gray: Gray) -> list[DecodedCode]:
         self.calls += 1
         if self.calls == 1:
-            raise ValueError("expected a 2-D grayscale array")
+            raise self.error
         return self.real.decode(gray)
 
 
-def test_a_bad_frame_or_a_lost_camera_never_stops_the_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("decoder", ValueError("expected a 2-D grayscale array")),
+        ("decoder", RuntimeError("zxing-cpp: internal error")),  # a native library's own
+        ("decoder", cv2.error("OpenCV(5.0.0) error: (-215:Assertion failed)")),
+        ("source", OSError(5, "Input/output error")),  # a driver's read of a dying camera
+    ],
+)
+def test_a_bad_frame_or_a_lost_camera_never_stops_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, error: Exception
+) -> None:
     with open_gate(config(tmp_path), start=False) as gate:
         trust_key(gate)
-        gate.station.decoder = FlakyDecoder()
+        if where == "decoder":
+            gate.station.decoder = FlakyDecoder(error)
+        else:
+            source = next(lane.source for lane in gate.station.lanes if lane.name == "out")
+            real_read, failures = source.read, [error]
+
+            def read(timeout_s: float) -> Frame | None:
+                if failures:
+                    raise failures.pop()
+                return real_read(timeout_s)
+
+            monkeypatch.setattr(source, "read", read)
         gate.station.start()
         try:
             camera = gate.simulated_camera("out")
@@ -253,5 +278,6 @@ def test_a_bad_frame_or_a_lost_camera_never_stops_the_loop(tmp_path: Path) -> No
             camera.plug()
             camera.show_pass(make_pass("BACK0001"))
             assert wait_until(lambda: gate.ledger.count() == 1, timeout=10)
+            assert gate.station.stalled(max_age_s=30) == []  # every lane still turns
         finally:
             gate.station.stop()
