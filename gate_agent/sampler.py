@@ -21,6 +21,9 @@ from gate_agent.hardware.thermometer import Thermometer
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
+#: A fault this long is taken for a sensor that lost power (unplugged, a loose wire):
+#: once it answers again it warms up again. A shorter one is noise on the bus.
+REWARM_AFTER_FAULT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,10 @@ class ThermometerSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state = SensorState(False, "starting", "no reading yet", 0, None)
-        #: When the sensor first answered: warm-up counts from here.
+        #: When the sensor first answered, or answered again after a long fault:
+        #: warm-up counts from here.
         self.started_ns: int | None = None
+        self._fault_since_ns: int | None = None
 
     def start(self) -> None:
         """Sample in a background thread until ``close``."""
@@ -78,9 +83,19 @@ class ThermometerSampler:
         try:
             sample = self._thermometer.read()
         except DeviceError as exc:
+            if self._fault_since_ns is None:
+                self._fault_since_ns = self._clock.monotonic_ns()
             self._set_state(False, "fault", str(exc), failed=True)
             return None
+        fault_since, self._fault_since_ns = self._fault_since_ns, None
         with self._lock:
+            if fault_since is not None and (
+                sample.monotonic_ns - fault_since >= REWARM_AFTER_FAULT_S * _NS
+            ):
+                log.info("thermometer: back after %.0f s; warming up again",
+                         (sample.monotonic_ns - fault_since) / _NS)  # fmt: skip
+                self.started_ns = None
+                self._samples.clear()  # read before the gap: not this person's forehead
             if self.started_ns is None:
                 self.started_ns = sample.monotonic_ns
             self._samples.append(sample)

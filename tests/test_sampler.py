@@ -10,7 +10,7 @@ import pytest
 from gate_agent.clock import FakeClock
 from gate_agent.hardware.fake_smbus import FakeSMBus
 from gate_agent.hardware.thermometer import MLX90614, SimulatedThermometer
-from gate_agent.sampler import SensorState, ThermometerSampler
+from gate_agent.sampler import REWARM_AFTER_FAULT_S, SensorState, ThermometerSampler
 
 
 def make() -> tuple[FakeClock, SimulatedThermometer, ThermometerSampler, list[SensorState]]:
@@ -44,6 +44,28 @@ def test_a_failing_sensor_becomes_a_state_and_recovers() -> None:
     sim.plug()
     assert sampler.poll_once() is not None
     assert [c.state for c in changes] == ["sampling", "fault", "sampling"]
+
+
+@pytest.mark.parametrize(("fault_s", "warms_again"), [(0.5, False), (REWARM_AFTER_FAULT_S, True)])
+def test_a_sensor_back_after_a_long_fault_warms_up_again(fault_s: float, warms_again: bool) -> None:
+    """Unplugged and plugged back, the sensor lost power and must settle again; a short
+    glitch on the bus is not that."""
+    clock, sim, sampler, _ = make()
+    sim.set(36.6)
+    first = sampler.poll_once()
+    assert first is not None and sampler.started_ns == first.monotonic_ns
+    clock.advance(120)  # long warmed up
+    sampler.poll_once()
+    sim.unplug()
+    for _ in range(int(fault_s * 10)):
+        clock.advance(0.1)
+        assert sampler.poll_once() is None
+    sim.plug()
+    clock.advance(0.1)
+    back = sampler.poll_once()
+    assert back is not None
+    assert sampler.started_ns == (back.monotonic_ns if warms_again else first.monotonic_ns)
+    assert len(sampler.recent(10.0)) == (1 if warms_again else 2)
 
 
 def test_the_background_thread_samples_and_stops() -> None:
