@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gate_agent.core.camera_names import split_source
 from gate_agent.core.policy import GateIdentity, PolicySettings
 from gate_agent.core.reasons import Direction, GateMode
 from gate_agent.core.temperature import MeasureSettings
@@ -101,6 +102,12 @@ class CameraSection(_Strict):
     open_timeout_seconds: float = Field(5.0, gt=0, le=60, description="IP camera: connecting")
     read_timeout_seconds: float = Field(5.0, gt=0, le=60, description="IP camera: a frame")
     command: tuple[str, ...] = Field((), description="rpicam: replaces the rpicam-vid command")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        split_source(source)  # a mistyped camera is refused with the rest of the file
+        return source
 
     @property
     def lane(self) -> str:

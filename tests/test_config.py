@@ -44,6 +44,8 @@ def test_a_relative_data_dir_is_taken_from_the_config_file(tmp_path: Path) -> No
         (GATE + "[policy]\nfever_celsius = 35\n", "policy.fever_celsius"),
         (GATE + "[policy]\nmode = 'closed'\n", "policy.mode"),
         (GATE + "[sync]\nbatch_entries = 501\n", "sync.batch_entries"),
+        (GATE + "[[cameras]]\nsource = 'usb:0'\n", "cameras.0.source: Value error, unknown camera"),
+        (GATE + "[[cameras]]\nsource = 'folder:'\n", "cameras.0.source: Value error, camera"),
         ("[gate\n", "gate.toml"),
         ("", "gate: Field required"),
     ],
@@ -51,6 +53,23 @@ def test_a_relative_data_dir_is_taken_from_the_config_file(tmp_path: Path) -> No
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["v4l2:0", "v4l2:/dev/video2", "rpicam:", "rtsp://10.0.0.5/s", "http://10.0.0.5/v.mjpg",
+     "file:/srv/gate.avi", "/srv/gate.mp4", "folder:/srv/passes", "sim:"],
+)  # fmt: skip
+def test_each_camera_source_form_loads(tmp_path: Path, source: str) -> None:
+    config = load_config(write(tmp_path, GATE + f"[[cameras]]\nsource = '{source}'\n"))
+    assert config.cameras[0].source == source
+
+
+def test_a_camera_password_is_not_repeated_in_the_error(tmp_path: Path) -> None:
+    text = GATE + "[[cameras]]\nsource = 'rtp://admin:secret@10.0.0.5/s'\n"
+    with pytest.raises(ConfigError, match="unknown camera source") as refused:
+        load_config(write(tmp_path, text))
+    assert "secret" not in str(refused.value)
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:

@@ -1,13 +1,6 @@
 """Opening a frame source from a `CameraSpec`: the gate.toml [camera] section, or a short string.
 
-Strings name the source the way a URL does::
-
-    v4l2:0  v4l2:/dev/video0  v4l2:/dev/v4l/by-id/usb-...-index0   a USB webcam
-    rpicam:                                                        the Pi camera module
-    rtsp://user:pw@10.0.0.5/stream  http://10.0.0.5/video.mjpg      an IP camera
-    file:/srv/demo/gate.avi  (or any path ending .avi, .mp4, ...)  a video file
-    folder:/srv/demo/passes                                        a folder of images
-    sim:                                                           the simulated camera
+Strings name the source the way a URL does (``gate_agent.core.camera_names``).
 """
 
 from __future__ import annotations
@@ -15,8 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
+from gate_agent.core.camera_names import (
+    NEEDS_TARGET,
+    URL_SCHEMES,
+    VIDEO_SUFFIXES,
+    CameraKind,
+    redact_url,
+    split_source,
+)
 from gate_agent.errors import ConfigError
 from gate_agent.hardware.camera import FrameSource
 from gate_agent.hardware.camera_rpicam import RpiCamera
@@ -25,19 +26,10 @@ from gate_agent.hardware.camera_sources import (
     IpCamera,
     UsbCamera,
     VideoFileSource,
-    redact_url,
 )
 from gate_agent.hardware.simulated import SimulatedCamera
 
 __all__ = ["VIDEO_SUFFIXES", "CameraKind", "CameraSpec", "open_source"]
-
-CameraKind = Literal["v4l2", "rpicam", "ip", "file", "folder", "sim"]
-
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg"})
-"""Suffixes that make a bare path a video file source."""
-
-_URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
-_NEEDS_TARGET = ("ip", "file", "folder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +54,7 @@ class CameraSpec:
             raise ConfigError(
                 f"camera kind must be one of {get_args(CameraKind)}, got {self.kind!r}"
             )
-        if self.kind in _NEEDS_TARGET and not self.target:
+        if self.kind in NEEDS_TARGET and not self.target:
             raise ConfigError(f"camera kind {self.kind!r} needs a target (URL or path)")
         if self.width <= 0 or self.height <= 0:
             raise ConfigError(f"camera size must be positive, got {self.width}x{self.height}")
@@ -70,14 +62,14 @@ class CameraSpec:
             raise ConfigError(f"camera fps must be positive, got {self.fps}")
         if min(self.interval_s, self.open_timeout_s, self.read_timeout_s) < 0:
             raise ConfigError("camera interval and timeouts must not be negative")
-        if self.kind == "ip" and not self.target.startswith(_URL_SCHEMES):
+        if self.kind == "ip" and not self.target.startswith(URL_SCHEMES):
             shown = redact_url(self.target)
-            raise ConfigError(f"camera URL must start with {', '.join(_URL_SCHEMES)}: {shown}")
+            raise ConfigError(f"camera URL must start with {', '.join(URL_SCHEMES)}: {shown}")
 
     @classmethod
     def parse(cls, text: str, **options: Any) -> CameraSpec:
         """Read a source string (see the module docstring); `options` set the other fields."""
-        kind, target = _split(text.strip())
+        kind, target = _split(text)
         try:
             return cls(kind=kind, target=target, **options)
         except TypeError as exc:
@@ -86,25 +78,10 @@ class CameraSpec:
 
 def _split(text: str) -> tuple[CameraKind, str]:
     """Return the kind and target a source string names."""
-    if text.startswith(_URL_SCHEMES):
-        return "ip", text
-    scheme, colon, rest = text.partition(":")
-    if colon and scheme in ("sim", "rpicam"):
-        return ("sim" if scheme == "sim" else "rpicam"), ""
-    if text in ("sim", "rpicam"):
-        return ("sim" if text == "sim" else "rpicam"), ""
-    if colon and scheme == "v4l2":
-        return "v4l2", rest or "0"
-    if colon and scheme == "file":
-        return "file", rest.removeprefix("//")  # file:///x and file:/x both mean /x
-    if colon and scheme == "folder":
-        return "folder", rest
-    if Path(text).suffix.lower() in VIDEO_SUFFIXES:
-        return "file", text
-    raise ConfigError(
-        f"unknown camera source {redact_url(text)!r}: use v4l2:N, rpicam:, rtsp://..., "
-        "http://..., file:PATH, folder:PATH or sim:"
-    )
+    try:
+        return split_source(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def open_source(

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 from numpy.typing import NDArray
 
+from gate_agent.core.camera_names import redact_url
 from gate_agent.errors import DeviceError
 from gate_agent.hardware.camera import Backoff, FrameGrabber, GrabbedSource, SourceDown
 from gate_agent.hardware.images import load_gray
@@ -75,17 +75,6 @@ def device_path(device: str | int) -> str:
     if isinstance(device, int) or device.isdigit():
         return f"/dev/video{int(device)}"
     return device
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a camera URL, for logs and health details."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def _first_line(exc: BaseException) -> str:
