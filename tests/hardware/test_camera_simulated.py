@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 
@@ -76,6 +77,58 @@ def test_the_frame_size_and_the_look_follow_the_style():
     assert texts_in(frame) == [PASSES[1]]
     plain = RenderStyle()  # no tilt, blur, noise or glare: the cleanest frame
     assert texts_in(render_pass("HELLO GATE", plain)) == ["HELLO GATE"]
+
+
+# --- each effect does what it says: none may quietly be a no-op ---------------------------
+
+CLEAN = RenderStyle(seed=5)  # straight on, sharp, no glare, no noise
+
+
+def _sharpness(gray: np.ndarray) -> float:
+    """Mean absolute Laplacian: falls as edges soften."""
+    return float(np.abs(cv2.Laplacian(gray.astype(np.float32), cv2.CV_32F)).mean())
+
+
+def _corners(style: RenderStyle) -> np.ndarray:
+    (code,) = DECODER.decode(render_pass(PASSES[0], style))
+    assert code.text == PASSES[0]
+    return np.array(code.corners, dtype=np.float64)  # TL, TR, BR, BL
+
+
+@pytest.mark.parametrize("knobs", [{"blur_sigma": 1.5}, {"motion_px": 6, "motion_deg": 30}])
+def test_focus_and_motion_blur_soften_the_frame(knobs):
+    blurred = render_pass(PASSES[0], dataclasses.replace(CLEAN, **knobs))
+    assert _sharpness(blurred) < 0.8 * _sharpness(render_pass(PASSES[0], CLEAN))
+    assert texts_in(blurred) == [PASSES[0]]
+
+
+def test_sensor_noise_has_the_spread_asked_for():
+    clean = render_pass(PASSES[0], CLEAN).astype(np.float64)
+    noisy = render_pass(PASSES[0], dataclasses.replace(CLEAN, noise_sigma=6.0))
+    assert 5.0 < float(np.std(noisy - clean)) < 7.0
+
+
+def test_glare_brightens_one_patch_over_the_code():
+    clean = render_pass(PASSES[0], CLEAN).astype(np.int16)
+    glared = render_pass(PASSES[0], dataclasses.replace(CLEAN, glare=0.6)).astype(np.int16)
+    lit = (glared - clean) > 40
+    assert int((glared - clean).max()) > 80
+    assert 0.002 < float(lit.mean()) < 0.2  # a reflection, not the whole frame brighter
+
+
+def test_tilt_and_roll_warp_the_code_as_a_camera_would():
+    def side(c: np.ndarray, a: int, b: int) -> float:
+        return float(np.linalg.norm(c[a] - c[b]))
+
+    straight = _corners(CLEAN)
+    assert side(straight, 1, 2) / side(straight, 0, 3) == pytest.approx(1.0, abs=0.03)
+    turned = _corners(dataclasses.replace(CLEAN, yaw_deg=25.0))  # one edge nearer the lens
+    assert abs(side(turned, 1, 2) / side(turned, 0, 3) - 1.0) > 0.06
+    pitched = _corners(dataclasses.replace(CLEAN, pitch_deg=25.0))
+    assert abs(side(pitched, 0, 1) / side(pitched, 3, 2) - 1.0) > 0.06
+    rolled = _corners(dataclasses.replace(CLEAN, roll_deg=30.0))
+    dx, dy = rolled[1] - rolled[0]
+    assert abs(abs(np.degrees(np.arctan2(dy, dx))) - 30.0) < 4.0
 
 
 @pytest.mark.parametrize(
