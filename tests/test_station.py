@@ -48,14 +48,16 @@ def make_pass(pass_id: str, household: str = "H0301") -> str:
     return sign(fields, KEY)
 
 
-def config(tmp_path: Path, *, thermometer: str = "simulated", **gate: object) -> GateConfig:
+def config(
+    tmp_path: Path, *, thermometer: str = "simulated", debounce_s: float = 0.5, **gate: object
+) -> GateConfig:
     return GateConfig.model_validate(
         {
             "gate": {"id": "G1", "compound_id": "C1", "community_id": "M1",
                      "data_dir": str(tmp_path / "gate"), **gate},
             "cameras": [{"source": "sim:", "direction": "in", "fps": 20},
                         {"source": "sim:", "direction": "out", "fps": 20}],
-            "scanner": {"debounce_seconds": 0.5},
+            "scanner": {"debounce_seconds": debounce_s},
             "thermometer": {"kind": thermometer, "warmup_seconds": 0, "wait_seconds": 0.3},
             "signals": {"kind": "mock", "open_seconds": 0.2, "hold_seconds": 0.2},
         }
@@ -92,7 +94,7 @@ def scan(gate: Gate, text: str, direction: Direction = Direction.IN) -> ScanRequ
     return ScanRequest(text, direction, direction.value, SystemClock().monotonic_ns())
 
 
-def wait_until(condition: object, timeout: float = 3.0) -> bool:
+def wait_until(condition: object, timeout: float = PATIENCE_S) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():  # type: ignore[operator]
@@ -217,7 +219,7 @@ def test_the_live_loop_reads_passes_from_the_cameras(tmp_path: Path) -> None:
         time.sleep(0.6)
         gate.simulated_camera("in").show_nothing()
         gate.simulated_camera("out").show_pass(make_pass("LIVE0002", household="H0404"))
-        assert wait_until(lambda: gate.ledger.count() == 2, timeout=10)
+        assert wait_until(lambda: gate.ledger.count() == 2)
         subscription.close()
     assert decisions and decisions[0].data["reason"] == "ok"
     assert decisions[0].data["latency_ms"] >= 0
@@ -277,7 +279,37 @@ def test_a_bad_frame_or_a_lost_camera_never_stops_the_loop(
             ))  # fmt: skip
             camera.plug()
             camera.show_pass(make_pass("BACK0001"))
-            assert wait_until(lambda: gate.ledger.count() == 1, timeout=10)
+            assert wait_until(lambda: gate.ledger.count() == 1)
             assert gate.station.stalled(max_age_s=30) == []  # every lane still turns
+        finally:
+            gate.station.stop()
+
+
+def _frames_read(gate: Gate, lane: str) -> int:
+    source = next(each.source for each in gate.station.lanes if each.name == lane)
+    return source.health().frames_total
+
+
+@pytest.mark.parametrize(("debounce_s", "scans"), [(0.5, 2), (30.0, 1)])
+def test_the_configured_debounce_window_decides_whether_a_pass_shown_again_is_a_new_scan(
+    tmp_path: Path, debounce_s: float, scans: int
+) -> None:
+    """Shown, out of view for 1.5 s of frames, shown again: a new scan only when the
+    window set in gate.toml is shorter than the absence."""
+    with open_gate(config(tmp_path, debounce_s=debounce_s), start=False) as gate:
+        trust_key(gate)
+        gate.station.start()
+        try:
+            camera, text = gate.simulated_camera("in"), make_pass("AGAIN0001")
+            camera.show_pass(text)
+            assert wait_until(lambda: gate.station.stats.scans == 1)
+            camera.show_nothing()
+            absent = _frames_read(gate, "in")
+            assert wait_until(lambda: _frames_read(gate, "in") >= absent + 30)  # 1.5 s at 20 fps
+            camera.show_pass(text)
+            shown = _frames_read(gate, "in")
+            assert wait_until(lambda: _frames_read(gate, "in") >= shown + 10)
+            assert wait_until(lambda: gate.station.stats.scans >= scans)
+            assert gate.station.stats.scans == scans
         finally:
             gate.station.stop()
