@@ -82,7 +82,14 @@ def test_gate_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     decoded = report["decode"]
     assert isinstance(decoded, dict)
     if "skipped" not in decoded:
+        assert set(decoded) == {  # the keys issue 3 names; others read them
+            "positives_read", "positives_total", "negatives_false",
+            "pyzbar_only_read", "zxingcpp_only_read", "median_ms",
+        }  # fmt: skip
         assert decoded["positives_read"] >= 131 and decoded["negatives_false"] == 0
+        assert decoded["positives_read"] > max(
+            decoded["pyzbar_only_read"], decoded["zxingcpp_only_read"]
+        )
 
 
 def test_bundle_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
