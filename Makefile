@@ -34,7 +34,7 @@ APT_PROBES := \
 NO_MAIN_CLUSTER := /etc/postgresql-common/createcluster.d/gate-station-no-main.conf
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install system-deps demo test lint typecheck importlint pytest bench soak fuzz clean
+.PHONY: help install system-deps demo test lint ruff typecheck importlint pytest bench soak fuzz clean
 
 help:
 	@echo "make demo   - install everything and run the station in simulation"
@@ -121,7 +121,10 @@ demo: install
 	$(AGENT) sync status; \
 	$(AGENT) verify-ledger
 
-lint: install
+# The static checks: ruff (lint and format), mypy, and the import contracts.
+lint: ruff typecheck importlint
+
+ruff: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -137,7 +140,7 @@ PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -lt 2 ] && 
 pytest: install
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
-test: lint typecheck importlint pytest
+test: lint pytest
 
 bench: install
 	$(BIN)/python -m bench.decode --out bench/out/decode.json

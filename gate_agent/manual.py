@@ -1,7 +1,7 @@
 """What guards do by hand at the gate, as requests the station's worker carries out.
 
 The console never writes the ledger: it builds one of these requests, the
-worker (the ledger's only writer) decides, records and signals, and the
+worker (the only writer of entries) decides, records and signals, and the
 request's future carries the recorded decision back.
 """
 

@@ -73,13 +73,13 @@ class GateMetrics:
         self.registry = CollectorRegistry()
         self.decode_seconds = Histogram(
             "gate_decode_seconds",
-            "Seconds to decode one camera frame (both decoders when the first reads nothing)",
+            "Seconds to decode one camera frame (with the rescue stage where a code was seen)",
             buckets=DECODE_BUCKETS,
             registry=self.registry,
         )
         self.decision_seconds = Histogram(
             "gate_decision_latency_seconds",
-            "Frame grabbed to decision committed, the wait for a forehead excluded",
+            "Frame grabbed to decision made (before its entry is written), forehead wait excluded",
             buckets=DECISION_BUCKETS,
             registry=self.registry,
         )

@@ -1,7 +1,7 @@
 """The scan loop: frame → decode → verify → temperature → decide → commit → signal → event.
 
 One thread per camera lane reads the newest frame, decodes it and hands each new
-pass text to a single worker; the worker is the only writer of the ledger
+pass text to a single worker; the worker is the only writer of ledger entries
 (button presses, and later the console, come through the same queue). A green
 light follows the commit: when the ledger cannot be written, the gate stays
 locked and the guard is told. A bad frame, a missing camera or a failing sensor

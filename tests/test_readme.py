@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,19 @@ def test_the_readme_shows_the_two_commands_first() -> None:
     for target in ("demo", "test", "bench", "lint"):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_make_test_runs_every_check_and_the_tests() -> None:
+    """`make -n -B` prints what `make test` runs on a fresh clone: the set-up, then the
+    linter, the formatter's check, the type checker, the import contracts and pytest."""
+    dry = subprocess.run(
+        ["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    wanted = ["ruff check .", "ruff format --check .", "/mypy", "/lint-imports", "pytest -q -n"]
+    places = [dry.find(command) for command in wanted]
+    assert -1 not in places and places == sorted(places), dry
+    setup = dry.find("pip install")
+    assert -1 < setup < places[0]  # make test installs what it runs first
 
 
 def test_the_readme_shows_commands() -> None:
