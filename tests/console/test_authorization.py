@@ -138,10 +138,11 @@ def other_gate(tmp_path: Path) -> Iterator[ConsoleSite]:
     pin = add_guard(config.gate.data_dir, clock)
     with open_gate(config, clock=clock) as gate:
         trust(gate)
-        server = ConsoleServer(console_app(gate, config.console, clock), "127.0.0.1", 0)
+        app = console_app(gate, config.console, clock)
+        server = ConsoleServer(app, "127.0.0.1", 0)
         server.start()
         try:
-            yield ConsoleSite(server.url, gate, GUARD, pin, "")
+            yield ConsoleSite(server.url, gate, GUARD, pin, "", server, app)
         finally:
             server.stop()
 
