@@ -125,6 +125,26 @@ def test_relay_is_locked_after_construction(factory: MockFactory, active_high: b
 
 
 @pytest.mark.parametrize("active_high", [True, False])
+def test_the_relay_pin_never_shows_released_from_power_on_through_start_and_stop(
+    factory: MockFactory, active_high: bool
+) -> None:
+    """Not only the state after start: the pin's whole history. From power-on the pin is
+    pulled to 'locked' (firmware_config/config.txt pulls an active-low board's pin up);
+    starting the signals, a crash inside, and closing must never drive it the other way,
+    not even for a moment."""
+    relay = factory.pin(RELAY)
+    relay.pull = "down" if active_high else "up"
+    relay.clear_states()
+    locked = not active_high
+    with (
+        pytest.raises(RuntimeError),
+        GpioSignals(SignalSettings(relay_active_high=active_high), pin_factory=factory),
+    ):
+        raise RuntimeError("the agent crashed")
+    assert [s.state for s in relay.states] == [locked]
+
+
+@pytest.mark.parametrize("active_high", [True, False])
 def test_release_opens_then_locks_again(factory: MockFactory, active_high: bool) -> None:
     locked, opened = (not active_high), active_high
     with GpioSignals(SignalSettings(relay_active_high=active_high), pin_factory=factory) as sig:
