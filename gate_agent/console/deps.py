@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,12 +26,17 @@ class ConsoleError(Exception):
 
 @dataclass
 class Console:
-    """What the console's handlers need: the gate, the clock, the sessions."""
+    """What the console's handlers need: the gate, the clock, the sessions.
+
+    ``closing`` is set while the server stops: open event streams end by themselves,
+    which a server's graceful stop waits for.
+    """
 
     gate: Gate
     clock: Clock
     sessions: Sessions
     clock_watch: ClockWatch
+    closing: threading.Event = field(default_factory=threading.Event)
 
 
 def console_of(request: Request) -> Console:

@@ -104,7 +104,8 @@ class ModeBody(_Body):
 @router.get("/events", response_class=StreamingResponse)
 async def events(request: Request, session: GuardSession) -> StreamingResponse:
     """Server-Sent Events: decisions and device states; the last few decisions first."""
-    bus = console_of(request).gate.events
+    console = console_of(request)
+    bus = console.gate.events
     # Subscribed before the response starts, so nothing published once the page sees
     # the stream open can be missed.
     subscription = bus.subscribe()
@@ -115,7 +116,9 @@ async def events(request: Request, session: GuardSession) -> StreamingResponse:
             for event in bus.recent("decision")[-RECENT_ON_CONNECT:]:
                 yield _sse(event, replay=True)
             quiet = 0.0
-            while not await request.is_disconnected():
+            # Until the page goes, or the server stops: a stop waits for open responses
+            # to end, and the page's EventSource connects again once it can.
+            while not console.closing.is_set() and not await request.is_disconnected():
                 news = await asyncio.to_thread(_next, subscription)
                 if news is not None:
                     quiet = 0.0

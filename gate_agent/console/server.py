@@ -60,6 +60,7 @@ class ConsoleServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
+        self._app = app
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="console", daemon=True)
@@ -70,8 +71,16 @@ class ConsoleServer:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        """Whether the server's thread is still serving."""
+        return self._thread.is_alive()
+
     def start(self, timeout_s: float = 10.0) -> None:
         """Serve until ``stop``; returns once the server accepts connections."""
+        closing = self._closing()
+        if closing is not None:
+            closing.clear()  # the same app served again (after a stop)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -79,11 +88,23 @@ class ConsoleServer:
                 raise DeviceError(f"the console did not start on {self.host}:{self.port}")
             time.sleep(0.02)
 
+    def _closing(self) -> threading.Event | None:
+        console = getattr(self._app.state, "console", None)
+        closing = getattr(console, "closing", None)
+        return closing if isinstance(closing, threading.Event) else None
+
     def _serve(self) -> None:
         self._server.run(sockets=[self._socket])
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket.
+
+        Open event streams are told to end first: uvicorn's graceful stop waits for every
+        response to finish, and a page's stream would otherwise never finish.
+        """
+        closing = self._closing()
+        if closing is not None:
+            closing.set()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
