@@ -98,11 +98,16 @@ class Roster:
 
     def check(self, name: str, pin: str, now: datetime) -> bool:
         """Whether the PIN is this guard's, for a shift not yet over."""
+        return self.verify(name, pin, now) is not None
+
+    def verify(self, name: str, pin: str, now: datetime) -> Guard | None:
+        """The guard whose PIN this is, for a shift not yet over; None otherwise."""
         for guard in self.on_shift(now):
             if guard.name == name:
-                return hmac.compare_digest(guard.pin_hash, _hash(pin, guard.salt))
+                good = hmac.compare_digest(guard.pin_hash, _hash(pin, guard.salt))
+                return guard if good else None
         _hash(pin, secrets.token_hex(16))  # same time whether or not the name exists
-        return False
+        return None
 
     def _load(self) -> list[Guard]:
         try:
@@ -153,14 +158,16 @@ class Sessions:
             failures, since = self._failures.get(name, (0, now))
             if failures >= MAX_NAME_FAILURES and now - since < NAME_LOCK:
                 raise SignInRefused("locked", f"{name} is locked for a while", 429)
-        if not self.roster.check(name, pin, now):
+        guard = self.roster.verify(name, pin, now)
+        if guard is None:
             with self._lock:
                 failures, _ = self._failures.get(name, (0, now))
                 self._failures[name] = (failures + 1, now)
             raise SignInRefused("bad_pin", "wrong name or PIN", 401)
         with self._lock:
             self._failures.pop(name, None)
-        return self._open("guard", name, now)
+        # The PIN is for a shift: the session ends with it, however long a sign-in lasts.
+        return self._open("guard", name, now, until=guard.until)
 
     def sign_in_admin(self, token: str, client: str, now: datetime) -> Session:
         """An admin's session, or SignInRefused (bad_token, too_many_attempts)."""
@@ -186,10 +193,11 @@ class Sessions:
         with self._lock:
             self._sessions.pop(token, None)
 
-    def _open(self, role: Role, name: str, now: datetime) -> Session:
-        session = Session(
-            secrets.token_urlsafe(32), role, name, secrets.token_urlsafe(24), now + self._lifetime
-        )
+    def _open(
+        self, role: Role, name: str, now: datetime, *, until: datetime | None = None
+    ) -> Session:
+        expires = now + self._lifetime if until is None else min(now + self._lifetime, until)
+        session = Session(secrets.token_urlsafe(32), role, name, secrets.token_urlsafe(24), expires)
         with self._lock:
             self._sessions[session.token] = session
         return session

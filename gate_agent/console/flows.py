@@ -116,9 +116,14 @@ async def events(request: Request, session: GuardSession) -> StreamingResponse:
             for event in bus.recent("decision")[-RECENT_ON_CONNECT:]:
                 yield _sse(event, replay=True)
             quiet = 0.0
-            # Until the page goes, or the server stops: a stop waits for open responses
-            # to end, and the page's EventSource connects again once it can.
-            while not console.closing.is_set() and not await request.is_disconnected():
+            # Until the page goes, the server stops (a stop waits for open responses to
+            # end; the page's EventSource connects again once it can), or the session
+            # ends: signed out, or the guard's shift over.
+            while (
+                not console.closing.is_set()
+                and console.sessions.get(session.token, console.clock.now()) is not None
+                and not await request.is_disconnected()
+            ):
                 news = await asyncio.to_thread(_next, subscription)
                 if news is not None:
                     quiet = 0.0
