@@ -20,6 +20,7 @@ from gate_agent.core.reasons import Reason
 from gate_agent.housekeeping import MB, Usage
 from gate_agent.ledger.state import ListChange
 from tests.console.conftest import ConsoleSite, UnsyncedClock
+from tests.limits import PATIENCE_S
 
 STATIC = Path(__file__).resolve().parents[2] / "gate_agent" / "console" / "static"
 
@@ -41,7 +42,7 @@ def signed_in(site: ConsoleSite, *, admin: bool = False) -> Iterator[httpx.Clien
         yield c
 
 
-def wait_for(condition: Any, timeout: float = 8.0) -> bool:
+def wait_for(condition: Any, timeout: float = PATIENCE_S) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -283,7 +284,13 @@ def test_a_guard_overrides_a_refusal_with_a_reason(
     assert console.gate.signals.state().relay_released
     entry = console.gate.ledger.get(answer["seq"])
     assert entry is not None and entry.pass_id == "GONE0001"
-    assert "medical_emergency" in (entry.note or "")
+    assert (entry.outcome, entry.reason, entry.guard) == (
+        "allow", "guard_override", console.guard_name,
+    )  # fmt: skip
+    # The chosen reason and the guard's own words, both kept with the entry.
+    assert entry.note is not None
+    assert "medical_emergency" in entry.note and "去医院" in entry.note
+    assert str(refused["seq"]) in entry.note
 
 
 def test_status_counts_today(console: ConsoleSite) -> None:
