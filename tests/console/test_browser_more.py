@@ -6,18 +6,25 @@ The browser, the watched page and the verbs are in ``browser_kit.py``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.console.browser_kit import (
+    MONITOR,
+    PHONE,
     Watched,
+    add_residents,
+    assert_accessible,
     needs_chromium,
     result_for,
     shot,
     show_pass,
     sign_in,
+    sign_in_admin,
 )
+from tests.console.conftest import JumpingClock
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("axe_playwright_python.sync_playwright")
@@ -133,3 +140,120 @@ def test_live_events_come_back_after_the_connection_is_cut(watched: Watched) -> 
     site.gate.simulated_camera("in").show_nothing()
     assert page.locator("#r-reason").inner_text() == "通行证已作废"
     assert "GONE0004" in page.locator("#history .history-pass").first.inner_text()
+
+
+# Every visible control's box (a radio's or checkbox's: its label's, which is what a
+# finger taps) against the stylesheet's own --target; the ones smaller, described.
+SMALL_TARGETS = """
+() => {
+  const target = parseFloat(getComputedStyle(document.documentElement)
+    .getPropertyValue("--target"));
+  const small = [];
+  let seen = 0;
+  const controls = document.querySelectorAll(
+    "button, a[href], input:not([type=hidden]), select, textarea, [role=button]");
+  controls.forEach(function (el) {
+    if (!el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) return;
+    const tapped = (el.type === "radio" || el.type === "checkbox") && el.closest("label");
+    const box = (tapped || el).getBoundingClientRect();
+    seen += 1;
+    if (box.width + 0.5 < target || box.height + 0.5 < target) {
+      const name = el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + el.className;
+      small.push(name + " '" + (el.textContent || el.value || "").trim().slice(0, 20) +
+        "' " + Math.round(box.width) + "x" + Math.round(box.height));
+    }
+  });
+  return { target: target, seen: seen, small: small };
+}
+"""
+
+
+def assert_large_targets(page: Any, view: str) -> None:
+    """At a 5-inch phone's size and a 1080p monitor's, every control is big enough."""
+    for size in (PHONE, MONITOR):
+        page.set_viewport_size(size)
+        found = page.evaluate(SMALL_TARGETS)
+        assert found["target"] >= 44, "the stylesheet's --target is below 44 CSS px"
+        assert found["seen"] > 0, f"{view}: no control visible"
+        assert found["small"] == [], f"{view} at {size['width']}px: {found['small']}"
+    page.set_viewport_size(MONITOR)
+
+
+def test_every_control_is_a_large_target_on_a_phone_and_a_monitor(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    add_residents(site)
+    site.revoke("GONE0005")
+    page.goto(site.url)
+    page.get_by_role("button", name=site.guard_name).wait_for()
+    assert_large_targets(page, "sign-in: names")
+    page.locator("#admin-link").click()
+    assert_large_targets(page, "sign-in: admin token")
+    page.locator("#admin-back").click()
+    page.get_by_role("button", name=site.guard_name).click()
+    assert_large_targets(page, "sign-in: PIN keypad")
+
+    sign_in(page, site)
+    assert_large_targets(page, "live: waiting")
+    show_pass(site, "GONE0005")
+    result_for(page, "deny")
+    site.gate.simulated_camera("in").show_nothing()
+    page.get_by_role("button", name="特批放行").click()
+    page.locator("#override-form").wait_for()
+    assert_large_targets(page, "live: override")
+    page.set_viewport_size(PHONE)
+    shot(page, "phone-override-form")
+    assert_accessible(page, "phone-override-form")
+    page.set_viewport_size(MONITOR)
+    page.locator("#override-form .cancel-btn").click()
+
+    page.locator(".tab[data-view=residents]").click()
+    page.locator("#lookup-q").fill("3-2")
+    page.locator("#lookup-form button[type=submit]").click()
+    page.locator("#lookup-results .resident-btn").first.click()
+    page.locator("#manual-form").wait_for()
+    assert_large_targets(page, "manual lookup")
+
+    for view, search in (("visitor", "#v-host-q"), ("returnee", "#rt-home-q")):
+        page.locator(f".tab[data-view={view}]").click()
+        page.locator(search).fill("3-2-501")
+        page.locator(f"#view-{view} .household-find").click()
+        page.locator(f"#view-{view} .household-choices label").first.wait_for()
+        assert_large_targets(page, view)
+
+    page.locator(".tab[data-view=status]").click()
+    page.locator("#s-mode").filter(has_text="筛查").wait_for()
+    assert_large_targets(page, "status")
+
+    page.get_by_role("button", name="退出登录").click()
+    page.locator("#signin-view").wait_for(state="visible")
+    sign_in_admin(page, site)
+    page.locator(".tab[data-view=status]").click()
+    page.locator(".mode-btn[data-mode=open]").click()
+    page.locator("#mode-confirm").wait_for()
+    assert_large_targets(page, "status: the admin's mode switch")
+
+
+@pytest.mark.parametrize("console_overrides", [{"gate": {"lists_max_age_hours": 1}}])
+@pytest.mark.parametrize("console_clock", [JumpingClock()], ids=["jumping"])
+def test_the_guard_is_warned_when_the_lists_are_old(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    clock = site.gate.station.clock
+    assert isinstance(clock, JumpingClock)
+    sign_in(page, site)
+    page.get_by_role("button", name="状态").click()
+    page.locator("#s-lists").filter(has_text="分钟前更新").wait_for()
+    assert "bad" not in (page.locator("#s-lists").get_attribute("class") or "")
+    assert "名单" not in page.locator("#warnings").inner_text()
+
+    clock.offset = timedelta(hours=3)  # no word from the centre for three hours
+    page.locator(".tab[data-view=live]").click()
+    page.locator(".tab[data-view=status]").click()  # showing the status reads it again
+    warning = page.locator("#warnings li").filter(
+        has_text="名单已过期（3小时前更新），请联系管理员"
+    )
+    warning.wait_for()
+    assert page.locator("#s-lists").inner_text() == "已过期（3小时前更新）"
+    assert "bad" in (page.locator("#s-lists").get_attribute("class") or "")
+    shot(page, "status-lists-stale")
+    page.get_by_role("button", name="English").click()
+    page.locator("#warnings li").filter(has_text="Lists are stale (updated 3 h ago)").wait_for()
