@@ -9,14 +9,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from gate_agent import cli as agent_cli
 from gate_agent.assemble import open_gate
+from gate_agent.clock import SystemClock
 from gate_agent.config import load_config
+from gate_agent.console.auth import Roster
+from gate_agent.console.server import ConsoleServer, console_app, roster_path
 from sync import cli as sync_cli
 from tests.limits import PATIENCE_S
 from tests.test_station import make_pass, trust_key
@@ -260,3 +266,81 @@ def test_serve_with_two_workers_takes_uploads_on_either(
         _, err = process.communicate(timeout=30)
     assert [p.name for p in (data / "keys").iterdir()] == ["centre.pem"]
     assert "Traceback" not in err
+
+
+RETURNEE = {
+    "name": "陈静", "phone": "13900139000", "household_id": "H0305", "from_place": "武汉",
+    "returned_on": "2026-02-20", "transport": "G507", "health": "well",
+    "temperature_celsius": 36.4,
+}  # fmt: skip
+
+
+def test_a_returnee_registered_at_the_console_reaches_the_centres_ledger(
+    tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 4: "returnee registration at the gate … a returnee record that syncs up"."""
+    url, data = centre
+    assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "G1"]) == 0
+    code = capsys.readouterr().out.strip()
+    path = gate_toml(tmp_path, url)
+    assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 0
+    config = load_config(path)
+    clock = SystemClock()
+    pin = Roster(roster_path(config.gate.data_dir)).add(
+        "王师傅", until=clock.now() + timedelta(hours=8)
+    )
+    with open_gate(config, clock=clock) as gate:
+        assert gate.uploader is not None
+        server = ConsoleServer(console_app(gate, config.console, clock), "127.0.0.1", 0)
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as guard:
+                signed = guard.post("/api/session/guard", json={"name": "王师傅", "pin": pin})
+                guard.headers["X-CSRF-Token"] = signed.json()["csrf"]
+                answer = guard.post("/api/returnees", json=RETURNEE).json()
+                assert (answer["outcome"], answer["manual_identity"]) == ("allow", "returnee")
+
+                def sync() -> dict[str, Any]:
+                    return dict(guard.get("/api/status").json()["sync"])
+
+                deadline = time.monotonic() + PATIENCE_S
+                while sync()["backlog"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                shown = sync()  # what the guard's status panel says
+        finally:
+            server.stop()
+    assert (shown["configured"], shown["backlog"], shown["acked_through"]) == (True, 0, 1)
+    assert shown["last_success"] is not None and shown["last_error"] is None
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    pulled = httpx.get(f"{url}/v1/admin/entries?after=0&limit=100", headers=admin, timeout=10)
+    (row,) = [json.loads(line) for line in pulled.text.splitlines()]
+    assert (row["gate_id"], row["seq"], row["flagged"]) == ("G1", answer["seq"], False)
+    content = row["content"]
+    assert (content["manual_identity"], content["household_id"], content["guard"]) == (
+        "returnee", "H0305", "王师傅",
+    )  # fmt: skip
+    assert content["temperature_celsius"] == pytest.approx(36.4)
+
+    # The community workers' returnees ledger, as the admin page downloads it ...
+    book = httpx.get(f"{url}/v1/admin/ledgers/returnees.xlsx", headers=admin, timeout=10)
+    assert book.status_code == 200, book.text
+    out = tmp_path / "returnees.xlsx"
+    out.write_bytes(book.content)
+    # ... and as `gate-sync ledgers` writes it: one returnee, with what the guard typed.
+    again = tmp_path / "returnees-cli.xlsx"
+    command = ["--data-dir", str(data), "ledgers", "returnees", "--out", str(again)]
+    assert sync_cli.main(command) == 0
+    for sheet in (out, again):
+        book_sheet = load_workbook(sheet).active
+        assert book_sheet is not None
+        rows = list(book_sheet.iter_rows(values_only=True))
+        assert len(rows) == 3  # the Chinese header, the English one, the returnee
+        returnee = dict(zip(rows[1], rows[2], strict=True))
+        assert (returnee["gate"], returnee["household"], returnee["name"], returnee["phone"]) == (
+            "G1", "H0305", "陈静", "13900139000",
+        )  # fmt: skip
+        assert (returnee["coming from"], returnee["returned on"]) == ("武汉", "2026-02-20")
+        assert (returnee["transport (train/flight)"], returnee["health"]) == ("G507", "well")
+        assert (returnee["outcome"], returnee["guard"]) == ("allow", "王师傅")
+        assert float(returnee["temperature (°C)"]) == pytest.approx(36.4)
