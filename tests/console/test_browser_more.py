@@ -257,3 +257,19 @@ def test_the_guard_is_warned_when_the_lists_are_old(watched: Watched) -> None:
     shot(page, "status-lists-stale")
     page.get_by_role("button", name="English").click()
     page.locator("#warnings li").filter(has_text="Lists are stale (updated 3 h ago)").wait_for()
+
+
+@pytest.mark.parametrize("console_clock", [JumpingClock()], ids=["jumping"])
+def test_the_page_signs_the_guard_out_when_the_shift_ends(watched: Watched) -> None:
+    page, site = watched.page, watched.site
+    clock = site.gate.station.clock
+    assert isinstance(clock, JumpingClock)
+    sign_in(page, site)
+    clock.offset = timedelta(hours=8, minutes=1)  # the PIN was issued for 8 hours
+    # Nobody taps anything: the live stream ends with the session, and the page notices.
+    page.locator("#signin-view").wait_for(state="visible")
+    page.get_by_text("登录已过期，请重新登录").wait_for()
+    page.get_by_text("当前没有当班保安，请联系管理员。").wait_for()
+    assert page.locator("#app-view").is_hidden()
+    assert page.get_by_role("button", name=site.guard_name).count() == 0
+    shot(page, "signin-shift-over")
