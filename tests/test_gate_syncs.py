@@ -103,14 +103,23 @@ lists_poll_seconds = 0.3
     return path
 
 
-def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
+def enrolled_gate(
     tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+) -> tuple[Path, str]:
+    """gate.toml of gate G1, enrolled with ``centre`` through both CLIs; and the code used."""
     url, data = centre
     assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "G1"]) == 0
     code = capsys.readouterr().out.strip()
     path = gate_toml(tmp_path, url)
     assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 0
+    return path, code
+
+
+def test_a_gate_enrols_and_its_entries_reach_the_centre_once(
+    tmp_path: Path, centre: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, data = centre
+    path, code = enrolled_gate(tmp_path, centre, capsys)
     assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 1
     config = load_config(path)
     with open_gate(config) as gate:
@@ -280,10 +289,7 @@ def test_a_returnee_registered_at_the_console_reaches_the_centres_ledger(
 ) -> None:
     """Issue 4: "returnee registration at the gate … a returnee record that syncs up"."""
     url, data = centre
-    assert sync_cli.main(["--data-dir", str(data), "gates", "enrol", "G1"]) == 0
-    code = capsys.readouterr().out.strip()
-    path = gate_toml(tmp_path, url)
-    assert agent_cli.main(["--config", str(path), "sync", "enrol", "--code", code]) == 0
+    path, _ = enrolled_gate(tmp_path, centre, capsys)
     config = load_config(path)
     clock = SystemClock()
     pin = Roster(roster_path(config.gate.data_dir)).add(

@@ -20,39 +20,11 @@ from tests.limits import PATIENCE_S
 if TYPE_CHECKING:
     from tests.console.conftest import ConsoleSite
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
-# The machine has no network: nothing may try to reach one, nor download a browser.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 360, "height": 640}
 MONITOR = {"width": 1920, "height": 1080}
 #: Playwright's waits poll until this: reached only when something is wrong.
 WAIT_MS = int(PATIENCE_S * 1000)
-
-#: For a browser test module: skipped where Debian's chromium is not installed.
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
-
-
-def launch_browser() -> Iterator[Any]:
-    """One chromium, closed with its driver at the end (the body of a module fixture)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Watched:

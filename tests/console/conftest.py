@@ -20,6 +20,7 @@ from gate_agent.config import GateConfig
 from gate_agent.console.auth import Roster
 from gate_agent.console.server import ConsoleServer, console_app, roster_path
 from gate_agent.core.passes import PassFields, PassKind, Scope, key_id, mask_name, sign
+from tests.chromium import launch_browser
 from tests.console import browser_kit
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -183,7 +184,7 @@ def console(
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One Debian chromium for the module, driven by Playwright."""
-    yield from browser_kit.launch_browser()
+    yield from launch_browser()
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 
 from gate_agent.housekeeping import MB, Usage
 from gate_agent.ledger.state import ListChange
+from tests.chromium import needs_chromium
 from tests.console.browser_kit import (
     PHONE,
     Watched,
     add_residents,
     assert_accessible,
-    needs_chromium,
     result_for,
     shot,
     show_pass,

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import needs_chromium
 from tests.console.browser_kit import (
     MONITOR,
     PHONE,
     Watched,
     add_residents,
     assert_accessible,
-    needs_chromium,
     result_for,
     shot,
     show_pass,

@@ -17,37 +17,26 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import launch_browser, needs_chromium
+from tests.limits import PATIENCE_S
 from tests.sync.admin_helpers import NAME, PASSWORD, Site, admin_site
 from tests.sync.stream_helpers import GATE, NOW, TickingClock
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
-]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
 LAPTOP = {"width": 1280, "height": 900}
 TABLET = {"width": 820, "height": 1180}
-WAIT_MS = 15_000
+WAIT_MS = int(PATIENCE_S * 1000)  # reached only when something is wrong
 EXPECTED_REFUSAL = re.compile(r"^Failed to load resource: the server responded with a status of 4")
 GATE_AGENT = Path(sys.executable).with_name("gate-agent")
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from launch_browser()
 
 
 class Admin:

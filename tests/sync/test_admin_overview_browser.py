@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 
 from sync.store.central import Household, Person
+from tests.chromium import needs_chromium
 from tests.sync import test_admin_browser as base
 from tests.sync.admin_helpers import Site
-from tests.sync.test_admin_browser import CHROMIUM, Admin, assert_accessible, result_of, shot
+from tests.sync.test_admin_browser import Admin, assert_accessible, result_of, shot
 from tests.sync.test_stats import GATE_A, GATE_B, GATE_D, sync_gate
 
 sync_api = pytest.importorskip("playwright.sync_api")
 openpyxl = pytest.importorskip("openpyxl")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 browser = base.browser
 site = base.site
 admin = base.admin

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from sync.store.central import Household, Person
+from tests.chromium import needs_chromium
 from tests.sync import test_admin_browser as base
 from tests.sync.admin_helpers import NAME, Site
 from tests.sync.stream_helpers import NOW
-from tests.sync.test_admin_browser import CHROMIUM, Admin, assert_accessible, result_of, shot
+from tests.sync.test_admin_browser import Admin, assert_accessible, result_of, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 # The page's fixtures, by name: one chromium per module, a fresh site and context per test.
 browser = base.browser
 site = base.site

@@ -17,20 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gate_agent.core.passes import PassFields, PassKind, Scope, sign
 from gate_agent.hardware.decoder import QrDecoder
 from sync.cards import Card, render_sheet, timezone
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-# No network here: nothing may try to reach one, nor download a browser.
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync",
-]  # fmt: skip
 CSS_PX_PER_MM = 96 / 25.4
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

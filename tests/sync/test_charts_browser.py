@@ -20,8 +20,8 @@ from starlette.staticfiles import StaticFiles
 import sync.server
 from gate_agent.core.messages import OUTCOMES, REASONS
 from sync.server.app import create_app
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.sync.stream_helpers import ADMIN_TOKEN, TickingClock, centre, serving
-from tests.sync.test_cards_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.sync.test_stats import GATE_A, GATE_B, GATE_D, RECEIVED, sync_gate
 
 sync_api = pytest.importorskip("playwright.sync_api")
