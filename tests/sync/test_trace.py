@@ -22,7 +22,7 @@ from sync import ledgers, trace
 from sync.cli import main
 from sync.pull import BOM
 from sync.store import EntryQuery, IssuerStore, StreamStore
-from sync.store.streams_sqlite import _WHEN
+from sync.store.streams_sqlite_reads import _WHEN
 from tests.ledger.helpers import T0, draft
 from tests.sync.stream_helpers import (
     NOW,
