@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -25,16 +24,13 @@ from sync.store.central import (
     DirectoryRow,
     Household,
     ImportSummary,
-    IsolationRow,
     IssuedPass,
     KeyRow,
     PassRow,
     Person,
-    Resident,
-    SettingRow,
-    merged_settings,
 )
 from sync.store.central import iso as _iso
+from sync.store.central_sqlite_reads import SqliteCentralReads, runner
 
 __all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
 
@@ -101,11 +97,13 @@ CREATE TABLE IF NOT EXISTS gate_settings_history (
 );
 """
 #: The columns of a ``PassRow``, in its order.
-_PASS_COLUMNS = "pass_id, kind, household_id, text, valid_until, revoked_at, revoke_reason"
 
 
 class SqliteCentralStore(
-    admins_sql.AdminStoreMixin, visitors_sql.VisitorStoreMixin, compounds_sql.CompoundStoreMixin
+    admins_sql.AdminStoreMixin,
+    visitors_sql.VisitorStoreMixin,
+    compounds_sql.CompoundStoreMixin,
+    SqliteCentralReads,  # last: its placeholder for compound_quota must not win
 ):
     """The issuer-side central store in one SQLite file, nothing to set up."""
 
@@ -157,19 +155,19 @@ class SqliteCentralStore(
     ) -> Iterator[tuple[residents_sql.Run, residents_sql.Bump, residents_sql.When]]:
         """A write transaction for the shared SQL modules (``visitors_sql``, ``compounds_sql``)."""
         with self._tx() as db:
-            yield _runner(db), partial(self._bump, db), _iso
+            yield runner(db), partial(self._bump, db), _iso
 
     @contextmanager
     def _sql_read(self, what: str) -> Iterator[tuple[residents_sql.Run, residents_sql.When]]:
         """A read for the shared SQL modules: the connection, no one writing meanwhile."""
         with self._lock:
-            yield _runner(self._db), _iso
+            yield runner(self._db), _iso
 
     @contextmanager
     def _admin_tx(self, what: str) -> Iterator[tuple[admins_sql.Run, admins_sql.When]]:
         """A write transaction for the admin accounts' SQL (``admins_sql``)."""
         with self._tx() as db:
-            yield _runner(db), _iso
+            yield runner(db), _iso
 
     def _bump(self, db: sqlite3.Connection, name: str, *changed: str) -> int:
         """Raise a list's version; record the item keys that changed with it."""
@@ -199,31 +197,6 @@ class SqliteCentralStore(
             # Older change records cannot describe a delta across the jump.
             db.execute("DELETE FROM list_changes WHERE name = ?", (name,))
 
-    def changed_keys(self, name: str, since: int) -> set[str] | None:
-        """Item keys of ``name`` changed after version ``since``; None when not recorded.
-
-        The change log starts with the first change; a gate older than what it holds
-        (or a list whose versions were raised without keys) is sent a snapshot.
-        """
-        with self._lock:
-            first = self._db.execute(
-                "SELECT MIN(version) FROM list_changes WHERE name = ?", (name,)
-            ).fetchone()[0]
-            if first is None or since < first - 1:
-                return None
-            rows = self._db.execute(
-                "SELECT DISTINCT item_key FROM list_changes WHERE name = ? AND version > ?",
-                (name, since),
-            )
-            return {row[0] for row in rows}
-
-    def list_version(self, name: str) -> int:
-        """The current version of a downlink list; 0 when it never changed."""
-        with self._lock:
-            row = self._db.execute("SELECT version FROM list_versions WHERE name = ?", (name,))
-            found = row.fetchone()
-        return int(found[0]) if found else 0
-
     def add_key(self, public_key: bytes, now: datetime) -> str:
         """Record a new issuer public key; returns its key id."""
         kid = key_id(Ed25519PublicKey.from_public_bytes(public_key))
@@ -234,14 +207,6 @@ class SqliteCentralStore(
             )
             self._bump(db, "keys")
         return kid
-
-    def issuer_keys(self) -> list[KeyRow]:
-        """All issuer keys, oldest first."""
-        rows = self._db.execute(
-            "SELECT kid, public_key, created_at, retired_at, retire_at FROM issuer_keys"
-            " ORDER BY created_at"
-        )
-        return [KeyRow(*row) for row in rows]
 
     def rotate_key(self, public_key: bytes, retire_at: datetime, now: datetime) -> list[str]:
         """Record a new key and plan every other active key's retirement at ``retire_at``."""
@@ -299,16 +264,6 @@ class SqliteCentralStore(
                     self._bump(db, "keys")
         return sorted(row[0] for row in rows)
 
-    def live_passes(self, kid: str, now: datetime) -> int:
-        """How many passes signed with ``kid`` are unrevoked and valid after ``now``."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT count(*) FROM passes"
-                " WHERE key_id = ? AND revoked_at IS NULL AND valid_until > ?",
-                (kid, _iso(now)),
-            ).fetchone()
-        return int(count)
-
     def add_pass(self, fields: PassFields, text: str, kid: str, now: datetime) -> None:
         """Record an issued pass."""
         quota = fields.exit_quota
@@ -340,16 +295,6 @@ class SqliteCentralStore(
             )
             self._bump(db, "directory", fields.pass_id)
 
-    def get_pass(self, pass_id: str) -> PassRow:
-        """One issued pass; NotFound when there is none."""
-        row = self._db.execute(
-            f"SELECT {_PASS_COLUMNS} FROM passes WHERE pass_id = ?",  # noqa: S608 - constant
-            (pass_id,),
-        ).fetchone()
-        if row is None:
-            raise NotFound(f"no pass {pass_id}")
-        return PassRow(*row)
-
     def revoke(self, pass_id: str, reason: str, now: datetime) -> bool:
         """Revoke a pass; False when it was already revoked. NotFound when unknown."""
         self.get_pass(pass_id)
@@ -363,30 +308,6 @@ class SqliteCentralStore(
                 self._bump(db, "revocations", pass_id)
                 self._bump(db, "directory", pass_id)
         return bool(changed)
-
-    def household_passes(self, household_ids: Sequence[str]) -> list[PassRow]:
-        """Every pass ever issued to these households, by household id, then pass id."""
-        wanted = sorted(set(household_ids))
-        if not wanted:
-            return []
-        marks = ", ".join("?" * len(wanted))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_PASS_COLUMNS} FROM passes WHERE household_id IN ({marks})"  # noqa: S608 - only "?" marks
-                " ORDER BY household_id, pass_id",
-                wanted,
-            ).fetchall()
-        return [PassRow(*row) for row in rows]
-
-    def active_passes(self, now: datetime) -> list[PassRow]:
-        """Passes of every kind not revoked and valid until after ``now``, by household, id."""
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_PASS_COLUMNS} FROM passes"  # noqa: S608 - a constant column list
-                " WHERE revoked_at IS NULL AND valid_until > ? ORDER BY household_id, pass_id",
-                (_iso(now),),
-            ).fetchall()
-        return [PassRow(*row) for row in rows]
 
     def isolate(
         self, household_id: str, start: datetime, end: datetime, note: str, now: datetime
@@ -417,44 +338,6 @@ class SqliteCentralStore(
             raise NotFound(f"household {household_id} is not in isolation")
         return int(changed)
 
-    def isolations(self, now: datetime) -> list[tuple[str, str, str]]:
-        """Isolations in force or to come: (household id, start, end)."""
-        rows = self._db.execute(
-            "SELECT household_id, starts_at, ends_at FROM isolations"
-            " WHERE lifted_at IS NULL AND ends_at > ? ORDER BY household_id, starts_at",
-            (_iso(now),),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def isolation_history(
-        self, since: datetime | None, until: datetime | None
-    ) -> list[IsolationRow]:
-        """Every isolation overlapping ``[since, until)``, lifted ones too, by start."""
-        where, params = ["1 = 1"], []
-        if since is not None:
-            where.append("ends_at > ?")
-            params.append(_iso(since))
-        if until is not None:
-            where.append("starts_at < ?")
-            params.append(_iso(until))
-        columns = "household_id, starts_at, ends_at, note, created_at, lifted_at"
-        sql = f"SELECT {columns} FROM isolations WHERE {' AND '.join(where)} ORDER BY starts_at, id"  # noqa: S608 - only "?" marks
-        rows = self._db.execute(sql, params).fetchall()
-        return [IsolationRow(*row) for row in rows]
-
-    def revocations(self, now: datetime) -> list[tuple[str, str, str]]:
-        """Revoked passes still worth sending: (pass id, revoked at, reason).
-
-        A pass past its validity is refused as expired anyway, so gates need not
-        carry its revocation for ever.
-        """
-        rows = self._db.execute(
-            "SELECT pass_id, revoked_at, revoke_reason FROM passes"
-            " WHERE revoked_at IS NOT NULL AND valid_until > ? ORDER BY pass_id",
-            (_iso(now),),
-        )
-        return [(r[0], r[1], r[2] or "") for r in rows]
-
     # -- gate settings ----------------------------------------------------------------------
 
     def set_setting(self, gate_id: str, key: str, value: object, *, by: str, now: datetime) -> None:
@@ -480,38 +363,6 @@ class SqliteCentralStore(
             )
             self._bump(db, "settings")
 
-    def settings_rows(self) -> list[SettingRow]:
-        """Every setting as (gate_id, key, value, set_at, set_by); gate '' is every gate."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT gate_id, key, value, set_at, set_by FROM gate_settings"
-                " ORDER BY gate_id, key"
-            ).fetchall()
-        return [(g, k, json.loads(v), at, by) for g, k, v, at, by in rows]
-
-    def settings_for(self, gate_id: str, compound: str | None = None) -> dict[str, object]:
-        """The settings a gate gets: every gate's, its compound's, then its own."""
-        quota = None if compound is None else self.compound_quota(compound)
-        return merged_settings(self.settings_rows(), gate_id, quota)
-
-    def directory(self, now: datetime) -> list[DirectoryRow]:
-        """People passes in force or to come: issued, not revoked, valid until after ``now``.
-
-        A pass that expires drops out without a new version: gates refuse it as expired
-        anyway, and the next change sends the list without it.
-        """
-        # Vehicles have no one to look up; every other kind is a person. A one-time
-        # pass is left out: a guard's lookup cannot tell whether it was used.
-        rows = self._db.execute(
-            "SELECT pass_id, kind, household_id, scope, valid_from, valid_until,"
-            " display_name, unit, exit_quota FROM passes"
-            " WHERE revoked_at IS NULL AND valid_until > ? AND kind <> 'vehicle'"
-            " AND once = FALSE"
-            " ORDER BY pass_id",
-            (_iso(now),),
-        )
-        return [DirectoryRow(*row) for row in rows]
-
     # -- residents and bulk passes (the SQL is in ``residents_sql``) -------------------------
 
     def import_residents(
@@ -525,19 +376,12 @@ class SqliteCentralStore(
         """Add or update households and persons in one transaction (none on a dry run)."""
         try:
             with self._tx() as db:
-                summary = residents_sql.import_residents(
-                    _runner(db), households, persons, _iso(now)
-                )
+                summary = residents_sql.import_residents(runner(db), households, persons, _iso(now))
                 if dry_run:
                     raise _Rollback(summary)
         except _Rollback as rollback:
             return rollback.summary
         return summary
-
-    def residents(self, compound: str | None = None) -> list[Resident]:
-        """Recorded persons (of one compound, or all), by household id, then person id."""
-        with self._lock:
-            return residents_sql.residents(_runner(self._db), compound)
 
     def add_passes(
         self, issued: Sequence[IssuedPass], kid: str, now: datetime, *, skip_held: bool = False
@@ -545,7 +389,7 @@ class SqliteCentralStore(
         """Record several issued passes and their holders in one transaction, one version."""
         with self._tx() as db:
             return residents_sql.add_passes(
-                _runner(db),
+                runner(db),
                 partial(self._bump, db),
                 _iso,
                 issued=issued,
@@ -553,11 +397,6 @@ class SqliteCentralStore(
                 now=now,
                 skip_held=skip_held,
             )
-
-    def live_holders(self, kind: str, now: datetime) -> set[int]:
-        """Ids of persons holding an unrevoked pass of ``kind`` valid after ``now``."""
-        with self._lock:
-            return residents_sql.live_holders(_runner(self._db), _iso, kind, now)
 
     def replace_pass(
         self,
@@ -572,7 +411,7 @@ class SqliteCentralStore(
         """Record ``fields`` as the successor of ``old_id`` and revoke the old one, at once."""
         with self._tx() as db:
             residents_sql.replace_pass(
-                _runner(db),
+                runner(db),
                 partial(self._bump, db),
                 _iso,
                 old_id=old_id,
@@ -589,13 +428,6 @@ class _Rollback(Exception):
     def __init__(self, summary: ImportSummary) -> None:
         super().__init__("dry run")
         self.summary = summary
-
-
-def _runner(db: sqlite3.Connection) -> residents_sql.Run:
-    def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in db.execute(sql, tuple(params)).fetchall()]
-
-    return run
 
 
 def _upgrade(db: sqlite3.Connection) -> None:
