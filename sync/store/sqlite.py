@@ -31,8 +31,11 @@ from sync.store.central import (
 )
 from sync.store.central import iso as _iso
 from sync.store.central_sqlite_reads import SqliteCentralReads, runner
+from sync.store.sqlite_wal import switch_to_wal
 
 __all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
+
+BUSY_TIMEOUT_S = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issuer_keys (
@@ -113,8 +116,8 @@ class SqliteCentralStore(
             # The sync server reads list versions from its worker threads; the lock
             # serialises transactions and those reads on the one connection.
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            switch_to_wal(self._db, BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)

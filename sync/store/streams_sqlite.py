@@ -29,6 +29,7 @@ from sync.store.checks import (
     new_entries,
     without_personal,
 )
+from sync.store.sqlite_wal import switch_to_wal
 from sync.store.streams import (
     check_place,
 )
@@ -69,7 +70,7 @@ class SqliteStreamStore(SqliteStreamReads):
             raise StoreError(f"{path}: cannot open the central database: {exc}") from exc
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            switch_to_wal(self._db, BUSY_TIMEOUT_MS / 1000)
             # FULL: in WAL mode every commit is fsynced before the Ack leaves.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
