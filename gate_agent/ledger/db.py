@@ -7,7 +7,6 @@ import functools
 import logging
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,13 +19,12 @@ from sqlite_utils import Database
 from gate_agent.errors import LedgerCorrupt, LedgerError, LedgerFull, LedgerMismatch
 from gate_agent.ledger.migrations import MIGRATION_NAMES, MIGRATIONS
 from gate_agent.ledger.records import utc_iso
+from gate_agent.sqlite_wal import switch_to_wal
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
-#: How long a connection that lost the race to switch a new file to WAL waits to ask again.
-WAL_SWITCH_RETRY_S = 0.01
 _CORRUPT_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
@@ -72,7 +70,7 @@ def connect_writer(path: Path) -> Database:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # Before WAL: switching the journal mode would already change a foreign file.
         _refuse_foreign_database(db, path)
-        _switch_to_wal(db)
+        switch_to_wal(conn, BUSY_TIMEOUT_MS / 1000)
         mode = db.journal_mode
         if mode != "wal":
             raise LedgerError(f"ledger {path} could not switch to WAL journaling (got {mode})")
@@ -114,25 +112,6 @@ def first_row(
     # Fetched in full, so no half-read statement keeps an old snapshot open.
     rows = list(db.query(sql, params))
     return rows[0] if rows else None
-
-
-def _switch_to_wal(db: Database) -> None:
-    """Put the file in WAL mode (a no-op once it is), waiting out a switch made meanwhile.
-
-    Two connections switching a new file at once deadlock: each holds a shared lock and
-    wants the exclusive one, and SQLite answers one of them "database is locked" at once,
-    without waiting through the busy timeout (it would wait forever). That one waits a
-    moment and asks again; by then the file is in WAL and there is nothing to switch.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            db.enable_wal()
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(WAL_SWITCH_RETRY_S)
 
 
 def _refuse_foreign_database(db: Database, path: Path) -> None:

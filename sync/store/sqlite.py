@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate_agent.core.passes import PassFields, key_id
+from gate_agent.sqlite_wal import switch_to_wal
 from sync.errors import Conflict, NotFound, StoreError
 from sync.store import admins_sql, compounds_sql, residents_sql, visitors_sql
 from sync.store.central import (
@@ -31,7 +32,6 @@ from sync.store.central import (
 )
 from sync.store.central import iso as _iso
 from sync.store.central_sqlite_reads import SqliteCentralReads, runner
-from sync.store.sqlite_wal import switch_to_wal
 
 __all__ = ["CentralStore", "DirectoryRow", "KeyRow", "PassRow", "SqliteCentralStore"]
 

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from gate_agent.core.chain import genesis_hash
+from gate_agent.sqlite_wal import switch_to_wal
 from sync.errors import StoreError
 from sync.protocol import Ack, Batch, StreamConflict
 from sync.store.checks import (
@@ -29,7 +30,6 @@ from sync.store.checks import (
     new_entries,
     without_personal,
 )
-from sync.store.sqlite_wal import switch_to_wal
 from sync.store.streams import (
     check_place,
 )

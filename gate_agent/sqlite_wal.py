@@ -1,11 +1,12 @@
-"""Switching a central SQLite file to WAL when several server workers open it new at once.
+"""Switching a SQLite file to WAL when several connections open it new at once.
 
 Switching needs the exclusive lock. Two connections switching a new file at once each
 hold a shared lock and want it, and SQLite answers one of them "database is locked"
 at once, without waiting through the busy timeout (waiting would deadlock). That one
 waits a moment and asks again; by then the file is in WAL and nothing is left to
-switch. The gate's ledger does the same (``gate_agent/ledger/db.py``), which the
-central side may not import.
+switch. The gate's ledger (an agent and an operator's command opening a fresh file)
+and the central SQLite stores (server workers opening a fresh data dir) both meet it.
+Standard library only: the central side imports it too.
 """
 
 from __future__ import annotations
