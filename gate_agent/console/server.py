@@ -16,6 +16,7 @@ from gate_agent.clock import Clock
 from gate_agent.config import ConsoleSection
 from gate_agent.console.app import create_app
 from gate_agent.console.auth import Roster
+from gate_agent.console.deps import Console
 from gate_agent.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class ConsoleServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        self._app = app
+        # Set while stopping: the app's open event streams end (see ``stop``).
+        console: Console = app.state.console
+        self._closing = console.closing
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="console", daemon=True)
@@ -78,20 +81,13 @@ class ConsoleServer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Serve until ``stop``; returns once the server accepts connections."""
-        closing = self._closing()
-        if closing is not None:
-            closing.clear()  # the same app served again (after a stop)
+        self._closing.clear()  # the same app may be served again after a stop
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise DeviceError(f"the console did not start on {self.host}:{self.port}")
             time.sleep(0.02)
-
-    def _closing(self) -> threading.Event | None:
-        console = getattr(self._app.state, "console", None)
-        closing = getattr(console, "closing", None)
-        return closing if isinstance(closing, threading.Event) else None
 
     def _serve(self) -> None:
         self._server.run(sockets=[self._socket])
@@ -102,9 +98,7 @@ class ConsoleServer:
         Open event streams are told to end first: uvicorn's graceful stop waits for every
         response to finish, and a page's stream would otherwise never finish.
         """
-        closing = self._closing()
-        if closing is not None:
-            closing.set()
+        self._closing.set()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
