@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.limits import PATIENCE_S
+from tests.test_station import person_at_sensor
 
 if TYPE_CHECKING:
     from tests.console.conftest import ConsoleSite
@@ -115,8 +116,10 @@ def sign_in_admin(page: Any, site: ConsoleSite) -> None:
 
 
 def show_pass(site: ConsoleSite, pass_id: str, *, celsius: float = 36.6) -> None:
-    """A person with this pass and temperature steps up to the in-lane."""
-    site.gate.simulated_thermometer().set(celsius)
+    """A person with this pass and temperature steps up to the in-lane: at the sensor
+    first (a few samples taken now, so a loaded machine's slow sampler thread cannot
+    leave the gate without a reading), then the pass before the camera."""
+    person_at_sensor(site.gate, celsius)
     site.gate.simulated_camera("in").show_pass(site.make_pass(pass_id))
 
 
